@@ -1,0 +1,10 @@
+"""A real Chromium loads the hub's login page and logs in."""
+
+
+def test_chromium_loads_the_login_page_and_logs_in(hub, page):
+    page.goto(hub.hub_url("login"))
+    page.fill("input[name=username]", "alice")
+    page.fill("input[name=password]", "any")
+    page.click("input[type=submit], button[type=submit]")
+    page.wait_for_url("**/hub/**")
+    assert "alice" in page.content()
