@@ -1,0 +1,197 @@
+"""The admin's partition configuration (``c.MOSlurmSpawner.partitions``) and its validation.
+
+The shape follows the reference's documented interface, so an existing ``jupyterhub_config.py``
+keeps working. Everything is checked once, at hub start-up, by :func:`load_partitions`: a typo in
+a field name or a ``gpu`` template without ``{}`` then stops the hub with a message naming the
+partition and the field, instead of surfacing later as a broken spawn.
+
+Models are strict (no ``"28"`` for ``28``) and reject unknown fields, because a silently ignored
+misspelling (``max_nproc``) would leave a limit unset without anyone noticing.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+__all__ = [
+    "JupyterEnvironment",
+    "PartitionConfig",
+    "PartitionConfigError",
+    "load_partitions",
+]
+
+# Slurm partition names end up in `#SBATCH --partition=` lines and in URLs: keep them plain.
+PARTITION_NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
+_CONTROL_CHARS_RE = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _no_control_chars(value: str) -> str:
+    # Newlines or NUL in a value that reaches the batch script would be a script-injection bug
+    # waiting for a template change; refuse them even from the admin.
+    if _CONTROL_CHARS_RE.search(value):
+        raise ValueError("must not contain control characters such as newlines")
+    return value
+
+
+class JupyterEnvironment(BaseModel):
+    """One Jupyter environment a partition offers: a ``bin/`` folder, modules, or an image."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    description: str = ""
+    path: str = Field(
+        default="",
+        description="A bin/ folder holding jupyterhub-singleuser, or an Apptainer image (.sif).",
+    )
+    modules: str = Field(default="", description="Space-separated modules to `module load`.")
+    add_to_path: bool = True
+    prologue: str = Field(default="", description="Shell lines run before the server starts.")
+
+    @field_validator("path", "modules")
+    @classmethod
+    def _single_line(cls, value: str) -> str:
+        return _no_control_chars(value)
+
+    @model_validator(mode="after")
+    def _path_or_modules(self) -> JupyterEnvironment:
+        if not self.path.strip() and not self.modules.strip():
+            raise ValueError("at least one of 'path' and 'modules' must be set")
+        return self
+
+    @property
+    def is_container(self) -> bool:
+        """A ``.sif`` path is an Apptainer/Singularity image to run the server inside."""
+        return self.path.endswith(".sif")
+
+    @property
+    def module_list(self) -> tuple[str, ...]:
+        return tuple(self.modules.split())
+
+
+class PartitionConfig(BaseModel):
+    """What the admin says about one partition. ``None`` limits are read from Slurm."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    architecture: str = ""
+    description: str = ""
+    gpu: str | None = Field(
+        default=None,
+        description="A --gres template with {} for the count; '' = no GPUs; None = from Slurm.",
+    )
+    max_ngpus: int | None = Field(default=None, ge=0)
+    max_nprocs: int | None = Field(default=None, ge=1)
+    max_runtime: int | None = Field(default=None, ge=1, description="Seconds.")
+    # The reference documents `simple` as "True to show in Simple tab" with True in every example.
+    simple: bool = True
+    jupyter_environments: dict[str, JupyterEnvironment] = Field(min_length=1)
+
+    @field_validator("gpu")
+    @classmethod
+    def _gres_template(cls, value: str | None) -> str | None:
+        if not value:
+            return value
+        if "{}" not in value:
+            raise ValueError("must contain '{}' (a --gres template such as 'gpu:V100:{}')")
+        rest = value.replace("{}", "", 1)
+        if re.search(r"[\s{}]", rest) or _CONTROL_CHARS_RE.search(rest):
+            raise ValueError(
+                "must be one --gres word with a single '{}' placeholder, such as 'gpu:V100:{}'"
+            )
+        return value
+
+    @field_validator("jupyter_environments")
+    @classmethod
+    def _environment_ids(cls, value: dict[str, JupyterEnvironment]) -> dict:
+        for env_id in value:
+            if not env_id.strip() or _CONTROL_CHARS_RE.search(env_id):
+                raise ValueError(f"environment id {env_id!r} must be a non-empty single line")
+        return value
+
+    def gres_for(self, ngpus: int) -> str:
+        """The ``--gres`` value for ``ngpus`` GPUs with this partition's template."""
+        return (self.gpu or "").replace("{}", str(ngpus))
+
+
+class PartitionConfigError(ValueError):
+    """The partitions configuration is invalid. One line per problem, each naming
+    the partition, the field and what was expected."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("invalid c.MOSlurmSpawner.partitions:\n" + "\n".join(problems))
+
+
+def load_partitions(raw: Mapping[str, Any]) -> dict[str, PartitionConfig]:
+    """Validate the admin's ``partitions`` dict, reporting every problem at once.
+
+    The order of the admin's dict is kept: the first partition is the form's default.
+    """
+    if not isinstance(raw, Mapping):
+        raise PartitionConfigError([f"must be a dict of partitions, not {type(raw).__name__}"])
+    if not raw:
+        raise PartitionConfigError(["no partitions configured: at least one is required"])
+    partitions: dict[str, PartitionConfig] = {}
+    problems: list[str] = []
+    for name, fields in raw.items():
+        if not isinstance(name, str) or not PARTITION_NAME_RE.match(name):
+            problems.append(
+                f"partition {name!r}: the name must be a Slurm partition name "
+                "(letters, digits, '_', '.', '-')"
+            )
+            continue
+        if not isinstance(fields, Mapping):
+            problems.append(
+                f"partition {name!r}: must be a dict of fields, not {type(fields).__name__}"
+            )
+            continue
+        try:
+            partitions[name] = PartitionConfig.model_validate(dict(fields))
+        except ValidationError as exc:
+            problems.extend(f"partition {name!r}: {_describe(err)}" for err in exc.errors())
+    if problems:
+        raise PartitionConfigError(problems)
+    return partitions
+
+
+# Plain-language versions of pydantic's error types, for an admin reading the hub's log.
+_EXPECTED = {
+    "missing": "is required",
+    "extra_forbidden": "unknown field",
+    "int_type": "must be an integer",
+    "string_type": "must be a string",
+    "bool_type": "must be True or False",
+    "dict_type": "must be a dict",
+    "too_short": "must not be empty",
+}
+
+
+def _describe(err: Mapping[str, Any]) -> str:
+    loc = [str(part) for part in err.get("loc", ())]
+    where = f"field {'.'.join(loc)!r}" if loc else "fields"
+    kind = err.get("type", "")
+    if kind == "extra_forbidden":
+        allowed = _allowed_fields(loc)
+        return f"{where}: unknown field (allowed: {', '.join(allowed)})"
+    if kind in ("greater_than_equal", "greater_than"):
+        limit = err.get("ctx", {}).get("ge", err.get("ctx", {}).get("gt"))
+        return f"{where}: must be at least {limit}, got {err.get('input')!r}"
+    if kind == "value_error":
+        message = str(err.get("ctx", {}).get("error", err.get("msg", "")))
+        return f"{where}: {message}"
+    if kind in _EXPECTED:
+        suffix = "" if kind == "missing" else f", got {err.get('input')!r}"
+        if kind == "too_short":
+            return f"{where}: {_EXPECTED[kind]} (at least one environment is needed)"
+        return f"{where}: {_EXPECTED[kind]}{suffix}"
+    return f"{where}: {err.get('msg', 'invalid value')}"
+
+
+def _allowed_fields(loc: list[str]) -> list[str]:
+    # An unknown key under jupyter_environments.<id> belongs to an environment, else a partition.
+    model = JupyterEnvironment if len(loc) > 1 and loc[0] == "jupyter_environments" else None
+    return list((model or PartitionConfig).model_fields)

@@ -1,0 +1,161 @@
+"""Per-partition limits: the admin's configuration merged with what Slurm reports.
+
+A :class:`PartitionLimits` is the one source of truth for a partition: the spawn page draws its
+``min``/``max`` and choices from it, and :mod:`jupyterhub_moss.options` validates a request against
+the very same object. Data flows one way: Slurm snapshot + config → limits → form and validation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from .config import JupyterEnvironment, PartitionConfig
+from .slurm.models import PartitionInfo
+
+__all__ = [
+    "FALLBACK_MAX_NPROCS",
+    "UNKNOWN_STATE",
+    "PartitionLimits",
+    "gres_template_from_slurm",
+    "merge_partition_limits",
+]
+
+#: Used when neither the admin nor Slurm says how many CPUs a node has (Slurm not answering at
+#: start-up, or a partition Slurm does not know). One CPU is always a valid request; offering
+#: more than the hardware has would make jobs pend forever.
+FALLBACK_MAX_NPROCS = 1
+
+#: The state of a configured partition that Slurm did not report.
+UNKNOWN_STATE = "unknown"
+
+#: Simple-tab run times offered by default, in hours (the reference offers the same).
+DEFAULT_RUNTIME_HOURS = (1, 2, 4, 6, 8, 12)
+
+
+@dataclass(frozen=True)
+class PartitionLimits:
+    """Everything the form shows and the validator checks for one partition."""
+
+    name: str
+    description: str
+    architecture: str
+    simple: bool
+    max_nprocs: int
+    max_ngpus: int
+    gpu_template: str  # "" = the partition offers no GPUs
+    max_runtime: int | None  # seconds; None = no limit known
+    max_memory_mb: int | None  # memory of the largest node, when Slurm said
+    environments: dict[str, JupyterEnvironment] = field(hash=False)
+    state: str = UNKNOWN_STATE  # "up", "down", "drain", "inactive" or "unknown"
+    known_to_slurm: bool = False
+
+    @property
+    def has_gpus(self) -> bool:
+        return bool(self.gpu_template) and self.max_ngpus > 0
+
+    @property
+    def default_environment_id(self) -> str:
+        """The first environment the admin listed: what a request without one gets."""
+        return next(iter(self.environments))
+
+    def gres_for(self, ngpus: int) -> str:
+        """The ``--gres`` value for ``ngpus`` GPUs; "" when no GPUs are requested."""
+        if ngpus <= 0 or not self.gpu_template:
+            return ""
+        return self.gpu_template.replace("{}", str(ngpus))
+
+    def cpu_choices(self) -> list[int]:
+        """Simple-tab CPU counts: 1, 2, 4, a quarter, a half and all of a node, within the limit."""
+        wanted = (1, 2, 4, self.max_nprocs // 4, self.max_nprocs // 2, self.max_nprocs)
+        return sorted({n for n in wanted if 1 <= n <= self.max_nprocs})
+
+    def runtime_choices(self, hours: Iterable[int] = DEFAULT_RUNTIME_HOURS) -> list[int]:
+        """Simple-tab run times in seconds, those within ``max_runtime``.
+
+        When the limit is shorter than every choice, the limit itself is the only choice, so
+        the Simple tab never has nothing to offer.
+        """
+        seconds = sorted({int(h) * 3600 for h in hours if h > 0})
+        if self.max_runtime is None:
+            return seconds
+        fitting = [s for s in seconds if s <= self.max_runtime]
+        return fitting or [self.max_runtime]
+
+
+def gres_template_from_slurm(info: PartitionInfo) -> str:
+    """A ``--gres`` template for a partition's GPUs as Slurm reports them.
+
+    One named type gives ``gpu:TYPE:{}``; untyped or mixed types give ``gpu:{}`` (Slurm then picks
+    any type); no GPUs give "".
+    """
+    types = [name for name, count in info.gpus_per_node.items() if count > 0]
+    if not types and info.max_gpus_per_node <= 0:
+        return ""
+    if len(types) == 1 and types[0]:
+        return f"gpu:{types[0]}:{{}}"
+    return "gpu:{}"
+
+
+def _max_ngpus_from_slurm(info: PartitionInfo, template: str) -> int:
+    # A typed template can only get GPUs of that type; otherwise any GPU of the node counts.
+    for gpu_type, count in info.gpus_per_node.items():
+        if gpu_type and template == f"gpu:{gpu_type}:{{}}":
+            return count
+    return info.max_gpus_per_node
+
+
+def _limits_for(name: str, config: PartitionConfig, info: PartitionInfo | None) -> PartitionLimits:
+    """Admin values win; Slurm fills in what the admin left out."""
+    if config.gpu is not None:
+        gpu_template = config.gpu
+    else:
+        gpu_template = gres_template_from_slurm(info) if info else ""
+
+    if not gpu_template:
+        max_ngpus = 0
+    elif config.max_ngpus is not None:
+        max_ngpus = config.max_ngpus
+    else:
+        max_ngpus = _max_ngpus_from_slurm(info, gpu_template) if info else 0
+
+    max_nprocs = config.max_nprocs
+    if max_nprocs is None:
+        slurm_cpus = info.cpus_per_node if info else 0
+        max_nprocs = slurm_cpus if slurm_cpus > 0 else FALLBACK_MAX_NPROCS
+
+    max_runtime = config.max_runtime
+    if max_runtime is None and info is not None:
+        max_runtime = info.max_runtime
+
+    memory = info.memory_per_node_mb if info and info.memory_per_node_mb > 0 else None
+
+    return PartitionLimits(
+        name=name,
+        description=config.description,
+        architecture=config.architecture,
+        simple=config.simple,
+        max_nprocs=max_nprocs,
+        max_ngpus=max_ngpus,
+        gpu_template=gpu_template,
+        max_runtime=max_runtime,
+        max_memory_mb=memory,
+        environments=dict(config.jupyter_environments),
+        state=info.state if info else UNKNOWN_STATE,
+        known_to_slurm=info is not None,
+    )
+
+
+def merge_partition_limits(
+    configs: Mapping[str, PartitionConfig],
+    slurm: Mapping[str, PartitionInfo] | None,
+) -> dict[str, PartitionLimits]:
+    """Limits for every configured partition, in the admin's order.
+
+    ``slurm`` is the latest snapshot's partitions by name, or ``None`` when Slurm has not answered
+    yet. Only configured partitions are offered: Slurm partitions the admin did not list are left
+    out. A configured partition Slurm does not know is kept with ``known_to_slurm=False`` and
+    state ``"unknown"`` (a submission to it then fails with Slurm's own message).
+    """
+    known = slurm or {}
+    return {name: _limits_for(name, config, known.get(name)) for name, config in configs.items()}
