@@ -1,20 +1,303 @@
-"""MOSlurmSpawner: the JupyterHub face of the package. It stays thin and asks the other modules."""
+"""MOSlurmSpawner: the JupyterHub face of the package.
+
+It stays thin: the admin's partitions are checked by :mod:`.config`, merged with what Slurm says
+by :mod:`.limits`, every spawn request from the form, the query string or the REST API goes
+through the one parser of :mod:`.options`, the batch script comes from :mod:`.batch_script`, and
+Slurm is read through the hub-wide :class:`~.slurm.view.ClusterView`.
+"""
 
 from __future__ import annotations
 
+import os
+import pwd
+from collections.abc import Mapping
+from typing import Any
+
 from batchspawner import SlurmSpawner
-from traitlets import Dict
+from tornado import web
+from traitlets import Bool, Dict, Float, Integer, List, TraitError, Unicode, default, validate
+
+from . import form
+from .config import PartitionConfig, PartitionConfigError, load_partitions
+from .lifecycle import SlurmJobLifecycle
+from .limits import PartitionLimits, merge_partition_limits
+from .options import (
+    OptionsPolicy,
+    UserOptions,
+    UserOptionsError,
+    flatten_form,
+    normalise_query,
+    parse_user_options,
+)
+from .sbatch_options import DEFAULT_DENIED_SBATCH_OPTIONS
+from .slurm.commands import SlurmRunner, expand_prefix
+from .slurm.view import ClusterSnapshot, ClusterUnavailable, ClusterView
+
+#: Keys a browser form may send that are not spawn options (the page's own state).
+FORM_ONLY_KEYS = frozenset({"_xsrf", "moss_tab"})
 
 
-class MOSlurmSpawner(SlurmSpawner):
+class InvalidUserOptions(web.HTTPError):
+    """A rejected spawn request: a 400 whose message names every bad field.
+
+    JupyterHub shows the message on the re-rendered form and returns it from the REST API.
+    """
+
+    def __init__(self, error: UserOptionsError) -> None:
+        self.errors = error.errors
+        message = "; ".join(error.errors.values())
+        super().__init__(400, message, reason="Invalid spawn options")
+        self.log_message = message  # shown as the page's error and the API's "message"
+
+
+async def _apply_moss_user_options(spawner: MOSlurmSpawner, user_options: Mapping) -> None:
+    """JupyterHub >= 5.3 runs this before every spawn, whichever way the request came in."""
+    await spawner.load_user_options(user_options)
+
+
+class MOSlurmSpawner(SlurmJobLifecycle, SlurmSpawner):
     """A Slurm spawner configured by the admin's partitions, with a live spawn page."""
+
+    # -- the admin's partitions ------------------------------------------------------------
 
     partitions = Dict(
         help="""
-        The partitions users may spawn on, by Slurm partition name.
+        The partitions users may spawn on, by Slurm partition name, in the order the page
+        lists them.
 
-        Each value is a dict with the fields ``architecture``, ``description``, ``gpu``,
-        ``max_ngpus``, ``max_nprocs``, ``max_runtime``, ``simple`` and ``jupyter_environments``.
-        Limits left out are read from Slurm.
+        Each value is a dict with these fields (all optional but ``jupyter_environments``):
+
+        - ``architecture``, ``description``: shown on the page.
+        - ``gpu``: a ``--gres`` template containing ``{}``, e.g. ``"gpu:V100:{}"``; ``""`` means
+          the partition offers no GPUs; left out, it is built from the GPUs Slurm reports.
+        - ``max_ngpus``, ``max_nprocs``, ``max_runtime`` (seconds): the most a user may ask for;
+          left out, they are read from Slurm (largest node, partition time limit).
+        - ``simple``: whether the partition shows in the Simple tab (default True).
+        - ``jupyter_environments``: id -> ``{"description", "path", "modules", "add_to_path",
+          "prologue"}``. ``path`` is a ``bin/`` folder holding ``jupyterhub-singleuser``, or an
+          Apptainer/Singularity image ending in ``.sif``; ``modules`` is a space-separated list
+          of modules to load. At least one of them must be set. The first environment is the
+          default.
+
+        A bad value stops the hub at start-up with a message naming the partition and field.
         """,
     ).tag(config=True)
+
+    @validate("partitions")
+    def _check_partitions(self, proposal: dict) -> dict:
+        try:
+            self._partition_configs = load_partitions(proposal["value"])
+        except PartitionConfigError as exc:
+            raise TraitError(str(exc)) from exc
+        return proposal["value"]
+
+    @property
+    def partition_configs(self) -> dict[str, PartitionConfig]:
+        if not hasattr(self, "_partition_configs"):
+            self._partition_configs = load_partitions(self.partitions)
+        return self._partition_configs
+
+    # -- what users may ask for --------------------------------------------------------------
+
+    default_partition = Unicode(
+        "",
+        help="""
+        Partition used when a request names none (e.g. a REST API spawn without options).
+        Empty means the first configured partition.
+        """,
+    ).tag(config=True)
+
+    allow_custom_environments = Bool(
+        True,
+        help="""
+        Whether users may run their own Jupyter environment (``environment_path`` and/or
+        ``environment_modules``) instead of one of the admin's ``jupyter_environments``.
+        """,
+    ).tag(config=True)
+
+    denied_sbatch_options = List(
+        Unicode(),
+        default_value=sorted(DEFAULT_DENIED_SBATCH_OPTIONS),
+        help="""
+        sbatch options users may not put in the ``options`` field, as long names (``--uid``).
+
+        The default refuses what would change identity, folder, environment or output, or what
+        the form already controls and checks (partition, CPUs, GPUs, memory, time,
+        reservation). Abbreviations (``--parti``) and short aliases (``-p``) are refused too.
+        """,
+    ).tag(config=True)
+
+    allowed_sbatch_options = List(
+        Unicode(),
+        default_value=None,
+        allow_none=True,
+        help="""
+        For strict sites: when set, the only sbatch options users may put in ``options``
+        (long names such as ``--mail-type``). The deny list still applies.
+        """,
+    ).tag(config=True)
+
+    # -- talking to Slurm ----------------------------------------------------------------------
+
+    slurm_bin_dir = Unicode(
+        "",
+        help="""
+        Folder holding Slurm's commands (``sbatch``, ``sinfo``, ...). Empty looks them up on
+        the hub's ``PATH`` (JupyterHub 6 passes no ``PATH`` to the environment of spawned
+        commands, so set this, or ``slurm_commands``, when Slurm lives outside the usual
+        folders).
+        """,
+    ).tag(config=True)
+
+    slurm_commands = Dict(
+        key_trait=Unicode(),
+        value_trait=Unicode(),
+        help="""
+        Per-command overrides, e.g. ``{"sinfo": "/opt/slurm/22.05/bin/sinfo"}``.
+        """,
+    ).tag(config=True)
+
+    slurm_timeout = Float(
+        20.0,
+        help="""
+        Seconds a Slurm command may take before the hub gives up on it. A query that times
+        out leaves the page with its last data and a "Slurm did not answer" banner.
+        """,
+    ).tag(config=True)
+
+    slurm_query_prefix = Unicode(
+        "",
+        help="""
+        Prefix for read-only cluster queries (``sinfo``, ``squeue``, ``scontrol show``), e.g.
+        ``"sudo -u slurmreader"``. Empty runs them as the hub's own account; commands that act
+        for a user (``sbatch``, ``scancel``, estimates) use ``exec_prefix`` instead.
+        """,
+    ).tag(config=True)
+
+    cluster_refresh_interval = Float(
+        30.0,
+        help="""
+        Seconds between two reads of the cluster (one ``sinfo`` and one ``scontrol show
+        reservation`` for the whole hub, however many people view the page). Values below 5
+        are raised to 5. Nothing is read while nobody looks.
+        """,
+    ).tag(config=True)
+
+    availability_refresh_interval = Integer(
+        30,
+        help="""
+        Seconds between two refreshes of the spawn page's availability table in the browser.
+        They read the hub's shared view of the cluster, never Slurm itself.
+        """,
+    ).tag(config=True)
+
+    # -- the cluster view and the limits ----------------------------------------------------
+
+    def slurm_runner(self) -> SlurmRunner:
+        """How this spawner runs Slurm commands (built from the traits above)."""
+        env = {k: v for k, v in os.environ.items() if k in self.env_keep or k == "SLURM_CONF"}
+        return SlurmRunner(
+            bin_dir=self.slurm_bin_dir or None,
+            commands=dict(self.slurm_commands),
+            timeout=self.slurm_timeout,
+            env=env,
+            query_prefix=expand_prefix(self.slurm_query_prefix) if self.slurm_query_prefix else [],
+        )
+
+    def cluster_view(self) -> ClusterView:
+        """The hub-wide view of the cluster (one per configuration, shared by every spawner)."""
+        return ClusterView.shared(self.slurm_runner(), self.cluster_refresh_interval)
+
+    def user_prefix(self) -> list[str]:
+        """``exec_prefix`` as an argument list, for commands run as the user."""
+        return expand_prefix(self.exec_prefix, username=self.user.name) if self.exec_prefix else []
+
+    async def cluster_snapshot(self) -> ClusterSnapshot | None:
+        """The latest snapshot, or None when Slurm has never answered this hub."""
+        try:
+            return await self.cluster_view().snapshot()
+        except ClusterUnavailable:
+            return None
+
+    def limits_from(self, snapshot: ClusterSnapshot | None) -> dict[str, PartitionLimits]:
+        return merge_partition_limits(
+            self.partition_configs, snapshot.partitions if snapshot else None
+        )
+
+    async def partition_limits(self) -> dict[str, PartitionLimits]:
+        """Per-partition limits: the admin's config on top of the latest snapshot."""
+        return self.limits_from(await self.cluster_snapshot())
+
+    def options_policy(self) -> OptionsPolicy:
+        allowed = self.allowed_sbatch_options
+        return OptionsPolicy(
+            allow_custom_environments=self.allow_custom_environments,
+            denied_sbatch_options=frozenset(self.denied_sbatch_options),
+            allowed_sbatch_options=frozenset(allowed) if allowed is not None else None,
+            default_partition=self.default_partition or next(iter(self.partition_configs), ""),
+        )
+
+    # -- user options: one path for form, query string and REST API -------------------------
+
+    async def validate_options(self, raw: Mapping[str, Any]) -> UserOptions:
+        """Parse and check one request; raise :class:`InvalidUserOptions` (a 400) if it is bad."""
+        limits = await self.partition_limits()
+        try:
+            return parse_user_options(raw, limits, self.options_policy(), username=self.user.name)
+        except UserOptionsError as exc:
+            raise InvalidUserOptions(exc) from exc
+
+    @default("options_form")
+    def _default_options_form(self):
+        return form.render_options_form
+
+    async def options_from_form(self, formdata: Mapping[str, list[str]]) -> dict[str, str]:
+        raw = {k: v for k, v in flatten_form(formdata).items() if k not in FORM_ONLY_KEYS}
+        try:
+            return (await self.validate_options(raw)).to_saved()
+        except InvalidUserOptions as exc:
+            # JupyterHub re-renders the form after this; let it show the values and messages
+            form.remember_rejected_submission(self, raw, exc.errors)
+            raise
+
+    async def options_from_query(self, query_data: Mapping[str, Any]) -> dict[str, str]:
+        raw = {k: v for k, v in normalise_query(query_data).items() if k not in FORM_ONLY_KEYS}
+        return (await self.validate_options(raw)).to_saved()
+
+    @default("apply_user_options")
+    def _default_apply_user_options(self):
+        return _apply_moss_user_options
+
+    moss_options: UserOptions | None = None
+
+    async def load_user_options(self, user_options: Mapping[str, Any] | None) -> UserOptions:
+        """Validate the options of the spawn about to start, whichever way they came in.
+
+        REST API spawns never pass through ``options_from_form``, so this is where they are
+        checked. It sets :attr:`moss_options` for this spawn only: nothing persistent (such as
+        ``default_url``) is changed, so no value leaks into the next spawn.
+        """
+        raw = {k: v for k, v in (user_options or {}).items() if k not in FORM_ONLY_KEYS}
+        self.moss_options = await self.validate_options(raw)
+        return self.moss_options
+
+    # -- per-spawn values for the single-user server ------------------------------------------
+
+    def user_home(self) -> str:
+        try:
+            return pwd.getpwnam(self.user.name).pw_dir
+        except KeyError:
+            return os.path.expanduser("~")
+
+    def get_env(self) -> dict[str, str]:
+        env = super().get_env()
+        options = self.moss_options
+        if options is not None:
+            if options.default_url:
+                env["JUPYTERHUB_DEFAULT_URL"] = options.default_url
+            if options.root_dir:
+                root = options.root_dir
+                if root == "~" or root.startswith("~/"):
+                    root = self.user_home() + root[1:]
+                env["JUPYTERHUB_ROOT_DIR"] = root
+        return env
