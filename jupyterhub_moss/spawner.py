@@ -9,7 +9,6 @@ Slurm is read through the hub-wide :class:`~.slurm.view.ClusterView`.
 from __future__ import annotations
 
 import os
-import pwd
 from collections.abc import Mapping
 from typing import Any
 
@@ -280,24 +279,3 @@ class MOSlurmSpawner(SlurmJobLifecycle, SlurmSpawner):
         raw = {k: v for k, v in (user_options or {}).items() if k not in FORM_ONLY_KEYS}
         self.moss_options = await self.validate_options(raw)
         return self.moss_options
-
-    # -- per-spawn values for the single-user server ------------------------------------------
-
-    def user_home(self) -> str:
-        try:
-            return pwd.getpwnam(self.user.name).pw_dir
-        except KeyError:
-            return os.path.expanduser("~")
-
-    def get_env(self) -> dict[str, str]:
-        env = super().get_env()
-        options = self.moss_options
-        if options is not None:
-            if options.default_url:
-                env["JUPYTERHUB_DEFAULT_URL"] = options.default_url
-            if options.root_dir:
-                root = options.root_dir
-                if root == "~" or root.startswith("~/"):
-                    root = self.user_home() + root[1:]
-                env["JUPYTERHUB_ROOT_DIR"] = root
-        return env
