@@ -29,14 +29,18 @@ class PartitionInfo:
     cpus_per_node: int  # largest node
     memory_per_node_mb: int  # largest node
     max_runtime: int | None  # seconds; None = no limit
-    gpus_per_node: dict[str, int] = field(default_factory=dict)  # type -> count, largest node
+    # type -> count, the most any one node has of that type; GPUs without a type are under ""
+    gpus_per_node: dict[str, int] = field(default_factory=dict)
     gpus_total: int = 0
     gpus_used: int | None = None  # None when Slurm did not say
     node_states: tuple[str, ...] = ()  # e.g. ("idle", "mixed", "drained")
+    # most GPUs of all types together on one node (a node may carry several types)
+    gpus_per_node_total: int = 0
 
     @property
     def max_gpus_per_node(self) -> int:
-        return max(self.gpus_per_node.values(), default=0)
+        """Most GPUs (any type) one job can get on one node."""
+        return max(self.gpus_per_node_total, max(self.gpus_per_node.values(), default=0))
 
     @property
     def available(self) -> bool:
@@ -56,13 +60,38 @@ class Reservation:
     flags: tuple[str, ...]
 
 
+#: Not a Slurm state: slurmctld no longer knows the job (checked twice), e.g. it ended more
+#: than ``MinJobAge`` ago.
+JOB_GONE = "GONE"
+
+# Slurm's long job states, grouped by what a spawner makes of them.
+WAITING_STATES = frozenset(
+    {"PENDING", "CONFIGURING", "REQUEUED", "REQUEUE_HOLD", "RESIZING", "RESV_DEL_HOLD"}
+)
+ACTIVE_STATES = frozenset({"RUNNING", "COMPLETING", "SIGNALING", "STAGE_OUT", "SUSPENDED"})
+
+
 @dataclass(frozen=True)
 class JobStatus:
     job_id: str
-    state: str  # Slurm's long state name: PENDING, RUNNING, COMPLETED, FAILED, ...
+    state: str  # Slurm's long state name: PENDING, RUNNING, COMPLETED, FAILED, ... or JOB_GONE
     reason: str  # "None" when Slurm has nothing to say
-    node: str  # first allocated node (or batch host); "" while pending
+    node: str  # batch host (else first allocated node); "" while pending
     expected_start: datetime | None  # only while pending and when Slurm knows
+
+    @property
+    def waiting(self) -> bool:
+        """Queued, not started yet."""
+        return self.state in WAITING_STATES
+
+    @property
+    def running(self) -> bool:
+        return self.state in ACTIVE_STATES
+
+    @property
+    def finished(self) -> bool:
+        """Ended in any way (COMPLETED, FAILED, CANCELLED, TIMEOUT, ..., or gone)."""
+        return not (self.waiting or self.running)
 
 
 @dataclass(frozen=True)
@@ -70,3 +99,8 @@ class StartEstimate:
     start: datetime
     cpus: int
     nodes: str
+    partition: str | None = None
+
+    def starts_now(self, now: datetime, tolerance: float = 60.0) -> bool:
+        """Whether the job would start at once (Slurm's estimate is ``now`` plus a few seconds)."""
+        return (self.start - now).total_seconds() <= tolerance

@@ -1,0 +1,34 @@
+"""The Slurm layer: running commands, parsing their output, and the hub-wide shared views.
+
+- :mod:`.commands`: :class:`SlurmRunner`, async, argument lists only, errors with context;
+- :mod:`.parsing`: pure parsers, each with the exact command arguments it reads;
+- :mod:`.models`: the immutable data they produce;
+- :mod:`.view`: :class:`ClusterView`, one background-refreshed :class:`ClusterSnapshot` per hub;
+- :mod:`.jobs`: :class:`JobStatusPoller`, one ``squeue`` for every tracked job;
+- :mod:`.estimates`: :class:`StartEstimator`, cached ``sbatch --test-only`` as the user.
+
+Nothing here runs a command at import time.
+"""
+
+from .commands import SlurmCommandError, SlurmRunner, SlurmTimeout, expand_prefix
+from .estimates import StartEstimator
+from .jobs import JobStatusPoller
+from .models import JOB_GONE, JobStatus, PartitionInfo, Reservation, StartEstimate
+from .view import ClusterSnapshot, ClusterUnavailable, ClusterView
+
+__all__ = [
+    "JOB_GONE",
+    "ClusterSnapshot",
+    "ClusterUnavailable",
+    "ClusterView",
+    "JobStatus",
+    "JobStatusPoller",
+    "PartitionInfo",
+    "Reservation",
+    "SlurmCommandError",
+    "SlurmRunner",
+    "SlurmTimeout",
+    "StartEstimate",
+    "StartEstimator",
+    "expand_prefix",
+]

@@ -1,0 +1,495 @@
+"""The Slurm parsers, on real output captured from the local cluster and on hand-made variants.
+
+Each fixture file is described in tests/fixtures/slurm/README.md (real or hand-made, and the
+exact command). Times in Slurm output are the cluster's local time, so expected times are
+built with the same rule (:func:`local`).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from jupyterhub_moss.slurm.models import JOB_GONE, JobStatus, PartitionInfo, StartEstimate
+from jupyterhub_moss.slurm.parsing import (
+    SINFO_ARGS,
+    SINFO_FIELDS,
+    SINFO_FORMAT,
+    first_hostname,
+    format_slurm_duration,
+    node_state_usable,
+    parse_gres,
+    parse_reservations,
+    parse_scontrol_fields,
+    parse_sinfo,
+    parse_slurm_duration,
+    parse_squeue,
+    parse_test_only,
+    squeue_args,
+    usable_reservations,
+)
+
+pytestmark = pytest.mark.unit
+
+FIXTURES = Path(__file__).parent.parent / "fixtures" / "slurm"
+
+
+def fixture(name: str) -> str:
+    return (FIXTURES / name).read_text()
+
+
+def local(text: str) -> datetime:
+    return datetime.fromisoformat(text).astimezone(timezone.utc)
+
+
+# ---------------------------------------------------------------------------------------------
+# Durations
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [
+        ("infinite", None),
+        ("UNLIMITED", None),
+        ("Unlimited", None),
+        ("1-00:00:00", 86400),
+        ("2-12:30:15", 2 * 86400 + 12 * 3600 + 30 * 60 + 15),
+        ("1-12:30", 86400 + 12 * 3600 + 30 * 60),  # D-HH:MM
+        ("3-4", 3 * 86400 + 4 * 3600),  # D-HH
+        ("12:00:00", 43200),
+        ("1:00:00", 3600),
+        ("30:00", 1800),  # MM:SS
+        ("05:30", 330),  # MM:SS, not hours and minutes
+        ("90", 5400),  # M: minutes
+        ("0", 0),
+        (" 15 ", 900),
+    ],
+)
+def test_parse_slurm_duration(text, seconds):
+    assert parse_slurm_duration(text) == seconds
+
+
+@pytest.mark.parametrize(
+    "text", ["", "abc", "1:2:3:4", "-1", "1-", "1-2:3:4:5", "1.5", "1h", "n/a", "\uff11"]
+)
+def test_parse_slurm_duration_rejects_garbage(text):
+    with pytest.raises(ValueError):
+        parse_slurm_duration(text)
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [
+        (0, "00:00:00"),
+        (59, "00:00:59"),
+        (3600, "01:00:00"),
+        (43200, "12:00:00"),
+        (86400, "1-00:00:00"),
+        (90061, "1-01:01:01"),
+    ],
+)
+def test_format_slurm_duration(seconds, text):
+    assert format_slurm_duration(seconds) == text
+
+
+@given(st.integers(min_value=0, max_value=400 * 86400))
+def test_formatted_durations_read_back(seconds):
+    assert parse_slurm_duration(format_slurm_duration(seconds)) == seconds
+
+
+def test_format_slurm_duration_rejects_negative():
+    with pytest.raises(ValueError):
+        format_slurm_duration(-1)
+
+
+# ---------------------------------------------------------------------------------------------
+# GRES
+
+
+@pytest.mark.parametrize(
+    ("text", "gpus"),
+    [
+        ("gpu:fake:2", {"fake": 2}),  # real, from this cluster
+        ("gpu:fake:0(IDX:N/A)", {"fake": 0}),  # real GresUsed
+        ("gpu:fake:1(IDX:0)", {"fake": 1}),  # real GresUsed
+        ("gpu:0", {"": 0}),  # real GresUsed of a node without GPUs
+        ("(null)", {}),  # real Gres of a node without any
+        ("", {}),
+        ("gpu:2", {"": 2}),
+        ("gpu", {"": 1}),
+        ("gpu:a100", {"a100": 1}),
+        ("gpu:(null):0(IDX:N/A)", {"": 0}),
+        ("gpu:a100:4(S:0-1)", {"a100": 4}),
+        ("gpu:a100:4(S:0-1),gpu:v100:2(S:1)", {"a100": 4, "v100": 2}),
+        ("gpu:a100:3(IDX:0,2-3),gpu:v100:0(IDX:N/A)", {"a100": 3, "v100": 0}),
+        ("gpu:a100_1g.5gb:7", {"a100_1g.5gb": 7}),
+        ("gpu:a100_1g.5gb:7(S:0),gpu:a100_3g.20gb:2(S:1)", {"a100_1g.5gb": 7, "a100_3g.20gb": 2}),
+        ("shard:4", {}),
+        ("mps:100,gpu:tesla:2,shard:8", {"tesla": 2}),
+        ("gpu:tesla:1,gpu:tesla:1", {"tesla": 2}),
+        ("gpu:tesla:x", {}),  # malformed: skipped, not a crash
+        ("license:matlab:3", {}),
+    ],
+)
+def test_parse_gres(text, gpus):
+    assert parse_gres(text) == gpus
+
+
+# ---------------------------------------------------------------------------------------------
+# sinfo
+
+
+def test_sinfo_arguments_match_the_parser():
+    assert SINFO_ARGS[-1] == SINFO_FORMAT
+    assert "-N" in SINFO_ARGS and "--noconvert" in SINFO_ARGS
+    assert SINFO_FORMAT.count("|") == len(SINFO_FIELDS) - 1
+    assert "GresUsed:0|" in SINFO_FORMAT
+
+
+# name: (state, default, nodes idle/total, cpus idle/total, cpus/node, memory/node, time limit,
+#        gpus per node, gpus total, gpus used)
+SINFO_EXPECTED = {
+    "sinfo_single_idle.txt": {
+        "cpu": ("up", True, 1, 1, 8, 8, 8, 8000, 86400, {"fake": 2}, 2, 0),
+        "debug": ("up", False, 1, 1, 8, 8, 8, 8000, 3600, {"fake": 2}, 2, 0),
+        "gpu": ("up", False, 1, 1, 8, 8, 8, 8000, 43200, {"fake": 2}, 2, 0),
+    },
+    "sinfo_single_busy.txt": {
+        "cpu": ("up", True, 0, 1, 6, 8, 8, 8000, 86400, {"fake": 2}, 2, 1),
+        "debug": ("up", False, 0, 1, 6, 8, 8, 8000, 3600, {"fake": 2}, 2, 1),
+        "gpu": ("up", False, 0, 1, 6, 8, 8, 8000, 43200, {"fake": 2}, 2, 1),
+    },
+    "sinfo_multi_idle.txt": {
+        "cpu": ("up", True, 2, 2, 16, 16, 8, 8000, 86400, {}, 0, 0),
+        "debug": ("up", False, 2, 2, 16, 16, 8, 8000, 3600, {}, 0, 0),
+        "gpu": ("up", False, 1, 1, 8, 8, 8, 8000, 43200, {"fake": 2}, 2, 0),
+    },
+    "sinfo_handmade_mixed_groups.txt": {
+        # four nodes, one of them twice as big: all four count, the big one sets the per-node
+        "batch": ("up", True, 2, 4, 112, 160, 64, 512000, 2 * 86400, {}, 0, 0),
+        # MaxCPUsPerNode=24 caps the 48-CPU node
+        "gpu": ("up", False, 1, 2, 72, 80, 24, 384000, 86400, {"a100": 8, "v100": 4}, 12, 2),
+        "interactive": ("up", False, 1, 2, 56, 64, 32, 256000, 8 * 3600, {"v100": 4}, 4, 2),
+    },
+    "sinfo_handmade_gpu_types.txt": {
+        "gpu": ("up", True, 1, 2, 108, 128, 64, 1024000, 3 * 86400, {"a100": 4, "v100": 2}, 10, 3),
+        "mig": (
+            "up",
+            False,
+            0,
+            1,
+            60,
+            64,
+            64,
+            512000,
+            43200,
+            {"a100_1g.5gb": 7, "a100_3g.20gb": 2},
+            9,
+            1,
+        ),
+        "plain": ("up", False, 2, 2, 32, 32, 16, 64000, None, {"": 2}, 4, 1),
+    },
+    "sinfo_handmade_down_drained.txt": {
+        "ok": ("up", True, 1, 3, 16, 48, 16, 64000, 86400, {}, 0, 0),
+        "closed": ("down", False, 1, 1, 16, 16, 16, 64000, 86400, {}, 0, 0),
+        "dead": ("down", False, 0, 2, 0, 32, 16, 64000, 1800, {}, 0, 0),
+        "drained": ("drain", False, 0, 2, 0, 32, 16, 64000, 14400, {}, 0, 0),
+        "paused": ("drain", False, 1, 1, 16, 16, 16, 64000, 86400, {}, 0, 0),
+        "retired": ("inactive", False, 1, 1, 16, 16, 16, 64000, 86400, {}, 0, 0),
+    },
+    "sinfo_handmade_grouped_and_broken.txt": {
+        # grouped lines (no -N) fold too; "64+" is read as 64; unreadable lines are skipped
+        "cpu": ("up", True, 5, 6, 248, 256, 64, 256000, 86400, {}, 0, 0),
+        "gpu": ("up", False, 3, 3, 96, 96, 32, 192000, 43200, {"l40s": 4}, 12, 2),
+    },
+}
+
+
+def _figures(p: PartitionInfo) -> tuple:
+    return (
+        p.state,
+        p.is_default,
+        p.nodes_idle,
+        p.nodes_total,
+        p.cpus_idle,
+        p.cpus_total,
+        p.cpus_per_node,
+        p.memory_per_node_mb,
+        p.max_runtime,
+        p.gpus_per_node,
+        p.gpus_total,
+        p.gpus_used,
+    )
+
+
+@pytest.mark.parametrize("name", sorted(SINFO_EXPECTED))
+def test_parse_sinfo(name):
+    partitions = parse_sinfo(fixture(name))
+    expected = SINFO_EXPECTED[name]
+    assert sorted(partitions) == sorted(expected)
+    for partition_name, figures in expected.items():
+        assert partitions[partition_name].name == partition_name
+        assert _figures(partitions[partition_name]) == figures, partition_name
+
+
+@pytest.mark.parametrize("name", sorted(SINFO_EXPECTED))
+def test_default_partition_comes_first(name):
+    partitions = list(parse_sinfo(fixture(name)).values())
+    assert partitions[0].is_default
+    assert [p.name for p in partitions[1:]] == sorted(p.name for p in partitions[1:])
+
+
+def test_largest_node_of_several_gpu_types():
+    gpu = parse_sinfo(fixture("sinfo_handmade_gpu_types.txt"))["gpu"]
+    # hx01 carries 4 a100 and 2 v100: an untyped request can get 6 GPUs there
+    assert gpu.max_gpus_per_node == 6
+    mig = parse_sinfo(fixture("sinfo_handmade_gpu_types.txt"))["mig"]
+    assert mig.max_gpus_per_node == 9
+
+
+def test_partition_states_are_reported():
+    partitions = parse_sinfo(fixture("sinfo_handmade_down_drained.txt"))
+    assert partitions["ok"].available
+    assert partitions["ok"].node_states == ("down*", "drained", "idle")
+    assert not partitions["drained"].available
+    assert not partitions["dead"].available
+
+
+def test_parse_sinfo_of_nothing():
+    assert parse_sinfo("") == {}
+    assert parse_sinfo("garbage\nmore garbage\n") == {}
+
+
+@pytest.mark.parametrize(
+    ("state", "usable"),
+    [
+        ("idle", True),
+        ("mixed", True),
+        ("allocated", True),
+        ("completing", True),
+        ("idle~", True),  # powered down, will be woken
+        ("planned", True),
+        ("down*", False),
+        ("down", False),
+        ("idle*", False),  # not responding
+        ("drained", False),
+        ("draining", False),
+        ("fail", False),
+        ("failing", False),
+        ("future", False),
+        ("unknown", False),
+        ("", False),
+    ],
+)
+def test_node_state_usable(state, usable):
+    assert node_state_usable(state) is usable
+
+
+# ---------------------------------------------------------------------------------------------
+# Reservations
+
+
+def test_scontrol_fields_allow_spaces_in_values():
+    fields = parse_scontrol_fields("ReservationName=a Comment=for the course Users=alice")
+    assert fields == {"ReservationName": "a", "Comment": "for the course", "Users": "alice"}
+
+
+def test_no_reservations():
+    assert parse_reservations(fixture("reservations_none.txt")) == []
+    assert parse_reservations("") == []
+
+
+@pytest.mark.parametrize("name", ["reservations_single.txt", "reservations_multi.txt"])
+def test_real_reservations(name):
+    reservations = {r.name: r for r in parse_reservations(fixture(name))}
+    assert sorted(reservations) == [
+        "moss_fixture_maint",
+        "moss_fixture_notbob",
+        "moss_fixture_users",
+    ]
+    users = reservations["moss_fixture_users"]
+    assert users.users == ("alice", "bob")
+    assert users.accounts == ()
+    assert users.state == "INACTIVE"
+    assert users.partition is None
+    assert users.flags == ("SPEC_NODES",)
+    assert users.start is not None and users.start.tzinfo is not None
+    assert users.end is not None and (users.end - users.start).total_seconds() == 3600
+    assert reservations["moss_fixture_notbob"].users == ("-bob",)
+    assert "MAINT" in reservations["moss_fixture_maint"].flags
+
+
+@pytest.mark.parametrize(
+    ("username", "expected"),
+    [
+        ("alice", ["moss_fixture_users", "moss_fixture_notbob"]),
+        ("bob", ["moss_fixture_users"]),
+        ("carol", ["moss_fixture_notbob"]),
+        ("root", ["moss_fixture_notbob"]),  # root's only other reservation is MAINT
+    ],
+)
+@pytest.mark.parametrize("name", ["reservations_single.txt", "reservations_multi.txt"])
+def test_usable_real_reservations(name, username, expected):
+    reservations = parse_reservations(fixture(name))
+    now = datetime(2026, 11, 26, tzinfo=timezone.utc)
+    assert [r.name for r in usable_reservations(reservations, username, now)] == expected
+
+
+def test_handmade_reservations_fields():
+    reservations = {r.name: r for r in parse_reservations(fixture("reservations_handmade.txt"))}
+    assert len(reservations) == 8  # the garbage line is skipped
+    course = reservations["course"]
+    assert course.state == "ACTIVE"
+    assert course.partition == "batch"
+    assert course.nodes == "n[01-04]"
+    assert course.start == local("2026-11-26T08:00:00")
+    assert course.end == local("2026-11-26T18:00:00")
+    assert course.flags == ("IGNORE_JOBS", "SPEC_NODES")
+    assert reservations["lab_gpu"].accounts == ("physics", "chem")
+    assert reservations["lab_gpu"].users == ()
+    assert reservations["forever"].end is None
+
+
+NOW = local("2026-11-26T10:30:00")
+
+
+@pytest.mark.parametrize(
+    ("username", "accounts", "expected"),
+    [
+        # accounts unknown: account-only reservations are shown (Slurm judges at submission)
+        ("alice", None, ["forever", "no_guests", "course", "lab_gpu", "not_chem"]),
+        ("bob", None, ["lab_gpu", "not_chem"]),  # excluded from no_guests, not in course
+        ("carol", None, ["no_guests", "course", "lab_gpu", "not_chem"]),
+        ("guest", None, ["lab_gpu", "not_chem"]),
+        ("alice", ["chem"], ["forever", "no_guests", "course", "lab_gpu"]),
+        ("dave", ["bio"], ["no_guests", "not_chem"]),
+        ("dave", ["physics", "bio"], ["no_guests", "lab_gpu", "not_chem"]),
+        ("dave", [], ["no_guests"]),
+    ],
+)
+def test_usable_handmade_reservations(username, accounts, expected):
+    reservations = parse_reservations(fixture("reservations_handmade.txt"))
+    usable = usable_reservations(reservations, username, NOW, accounts=accounts)
+    names = [r.name for r in usable]
+    assert names == expected
+    # never MAINT, never ended
+    assert "upgrade" not in names and "maint_now" not in names and "yesterday" not in names
+
+
+# ---------------------------------------------------------------------------------------------
+# sbatch --test-only
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        (
+            "test_only_single_now.txt",
+            StartEstimate(local("2026-11-26T10:46:43"), 4, "localhost", "cpu"),
+        ),
+        (
+            "test_only_single_later.txt",
+            StartEstimate(local("2026-11-26T11:01:42"), 1, "localhost", "gpu"),
+        ),
+        (
+            "test_only_handmade_multinode.txt",
+            StartEstimate(local("2026-11-27T03:15:00"), 64, "c[01-02]", "batch"),
+        ),
+        (
+            "test_only_handmade_no_partition.txt",
+            StartEstimate(local("2026-11-26T10:50:00"), 1, "n01", None),
+        ),
+    ],
+)
+def test_parse_test_only(name, expected):
+    assert parse_test_only(fixture(name)) == expected
+
+
+@pytest.mark.parametrize("name", ["test_only_single_refused.txt", "test_only_handmade_refused.txt"])
+def test_parse_test_only_refused(name):
+    with pytest.raises(ValueError):
+        parse_test_only(fixture(name))
+
+
+def test_starts_now():
+    estimate = parse_test_only(fixture("test_only_single_now.txt"))
+    assert estimate.starts_now(local("2026-11-26T10:46:40"))
+    assert not estimate.starts_now(local("2026-11-26T10:40:00"))
+
+
+# ---------------------------------------------------------------------------------------------
+# squeue
+
+
+def test_squeue_arguments():
+    assert squeue_args(["3", "1", "2"]) == [
+        "-h",
+        "-t",
+        "all",
+        "-j",
+        "3,1,2",
+        "-o",
+        "%i|%T|%B|%N|%S|%r",
+    ]
+
+
+def test_parse_real_squeue():
+    jobs = parse_squeue(fixture("squeue_single.txt"))
+    assert jobs == {
+        "25": JobStatus("25", "RUNNING", "None", "localhost", None),
+        "26": JobStatus("26", "PENDING", "JobHeldUser", "", None),
+        "27": JobStatus("27", "COMPLETED", "None", "localhost", None),
+        "28": JobStatus("28", "FAILED", "NonZeroExitCode", "localhost", None),
+        "29": JobStatus("29", "PENDING", "Resources", "", local("2026-11-26T10:56:42")),
+    }
+    assert jobs["25"].running and not jobs["25"].finished
+    assert jobs["26"].waiting
+    assert jobs["27"].finished and jobs["28"].finished
+
+
+@pytest.mark.parametrize(
+    ("job_id", "state", "reason", "node", "start", "kind"),
+    [
+        ("101", "PENDING", "Priority", "", None, "waiting"),
+        ("102", "PENDING", "Resources", "", "2026-11-26T12:30:00", "waiting"),
+        ("103", "RUNNING", "None", "c07", None, "running"),
+        ("104_3", "RUNNING", "None", "g01", None, "running"),
+        ("105", "CONFIGURING", "None", "c09", None, "waiting"),
+        ("106", "COMPLETING", "None", "c01", None, "running"),
+        ("107", "TIMEOUT", "TimeLimit", "c02", None, "finished"),
+        ("108", "OUT_OF_MEMORY", "OutOfMemory", "c03", None, "finished"),
+        ("109", "PENDING", "ReqNodeNotAvail, UnavailableNodes:c[10-11]", "", None, "waiting"),
+        ("110", "CANCELLED", "None", "", None, "finished"),
+    ],
+)
+def test_parse_handmade_squeue(job_id, state, reason, node, start, kind):
+    jobs = parse_squeue(fixture("squeue_handmade.txt"))
+    assert len(jobs) == 10  # the malformed line is skipped
+    job = jobs[job_id]
+    assert (job.state, job.reason, job.node) == (state, reason, node)
+    assert job.expected_start == (local(start) if start else None)
+    assert getattr(job, kind)
+
+
+def test_gone_is_finished():
+    assert JobStatus("1", JOB_GONE, "not known to Slurm", "", None).finished
+
+
+@pytest.mark.parametrize(
+    ("hostlist", "first"),
+    [
+        ("", ""),
+        ("n/a", ""),
+        ("c1", "c1"),
+        ("c[07-08]", "c07"),
+        ("c[1,3-4],g1", "c1"),
+        ("g1,c2", "g1"),
+        ("rack1-n[003-010]", "rack1-n003"),
+    ],
+)
+def test_first_hostname(hostlist, first):
+    assert first_hostname(hostlist) == first
