@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from .commands import SlurmCommandError, SlurmRunner, expand_prefix
@@ -22,6 +22,7 @@ from .parsing import parse_test_only
 log = logging.getLogger(__name__)
 
 _Key = tuple[str, tuple[str, ...]]
+EstimateQuery = Callable[[str, list[str], str], Awaitable[StartEstimate]]
 
 
 @dataclass
@@ -35,19 +36,24 @@ class StartEstimator:
 
     ``user_prefix`` is the template that runs a command as the user, e.g.
     ``"sudo -E -u {username}"`` (see :func:`~jupyterhub_moss.slurm.commands.expand_prefix`);
-    empty runs sbatch as the hub's account.
+    empty runs sbatch as the hub's account. ``query`` replaces the ``sbatch --test-only`` call
+    (tests of the caching logic inject one).
     """
 
     def __init__(
         self,
-        runner: SlurmRunner,
+        runner: SlurmRunner | None = None,
         user_prefix: str | Sequence[str] = "",
         *,
         cache_seconds: float = 30.0,
         min_spacing: float = 5.0,
         clock: Callable[[], float] = time.monotonic,
+        query: EstimateQuery | None = None,
     ) -> None:
+        if query is None and runner is None:
+            raise TypeError("StartEstimator needs a runner or a query function")
         self.runner = runner
+        self._query = query or self.test_only
         self.user_prefix = user_prefix
         self.cache_seconds = cache_seconds
         self.min_spacing = min_spacing
@@ -88,22 +94,27 @@ class StartEstimator:
         # shield: a reader that goes away must not cancel a run others may be waiting for
         return await asyncio.shield(task)
 
+    async def test_only(self, username: str, sbatch_args: list[str], script: str) -> StartEstimate:
+        """Run ``sbatch --test-only`` as ``username``; raises on refusal or failure."""
+        assert self.runner is not None
+        prefix = expand_prefix(self.user_prefix, username=username) if self.user_prefix else []
+        _, stderr = await self.runner.run(
+            "sbatch",
+            ["--test-only", *sbatch_args],
+            prefix=prefix,
+            input=script,
+            accept_stderr=True,
+        )
+        return parse_test_only(stderr)
+
     async def _run(
         self, username: str, sbatch_args: list[str], script: str
     ) -> StartEstimate | None:
         key = (username, tuple(sbatch_args))
         self.run_count += 1
-        prefix = expand_prefix(self.user_prefix, username=username) if self.user_prefix else []
         estimate: StartEstimate | None = None
         try:
-            _, stderr = await self.runner.run(
-                "sbatch",
-                ["--test-only", *sbatch_args],
-                prefix=prefix,
-                input=script,
-                accept_stderr=True,
-            )
-            estimate = parse_test_only(stderr)
+            estimate = await self._query(username, sbatch_args, script)
         except (SlurmCommandError, ValueError) as error:
             log.info("No start estimate for %s: %s", username, error)
         finally:

@@ -203,7 +203,7 @@ class ClusterView:
         # While Slurm has never answered, do not let each reader start another attempt.
         recently = (
             self._last_attempt is not None
-            and self._inflight is None
+            and (self._inflight is None or self._inflight.done())
             and self._clock() - self._last_attempt < self.min_interval
         )
         if not recently:
