@@ -143,7 +143,7 @@ async def test_timeout_stops_the_process_and_does_not_block_the_loop(tmp_path):
 
     ticking = asyncio.ensure_future(ticker())
     started = time.monotonic()
-    with pytest.raises(SlurmTimeout, match="no answer within 0.3 s"):
+    with pytest.raises(SlurmTimeout, match=r"no answer within 0\.3 s"):
         await runner.run("sh", ["-c", f"echo $$ > {pid_file}; exec sleep 30"])
     elapsed = time.monotonic() - started
     ticking.cancel()
@@ -155,9 +155,7 @@ async def test_timeout_stops_the_process_and_does_not_block_the_loop(tmp_path):
 async def test_a_cancelled_caller_stops_the_process(tmp_path):
     pid_file = tmp_path / "pid"
     runner = SlurmRunner(commands={"sh": "/bin/sh"}, timeout=30)
-    task = asyncio.ensure_future(
-        runner.run("sh", ["-c", f"echo $$ > {pid_file}; exec sleep 30"])
-    )
+    task = asyncio.ensure_future(runner.run("sh", ["-c", f"echo $$ > {pid_file}; exec sleep 30"]))
     while not pid_file.exists() or not pid_file.read_text().strip():
         await asyncio.sleep(0.01)
     task.cancel()

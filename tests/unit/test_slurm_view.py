@@ -79,7 +79,7 @@ async def test_no_snapshot_ever_is_an_error_and_is_not_retried_at_once():
     source = Source()
     source.fail = failure()
     view = ClusterView(refresh=source, interval=60, min_interval=0.2)
-    with pytest.raises(ClusterUnavailable, match="Slurm is not answering: .*Unable to contact"):
+    with pytest.raises(ClusterUnavailable, match=r"Slurm is not answering: .*Unable to contact"):
         await view.snapshot()
     with pytest.raises(ClusterUnavailable):
         await view.snapshot()
