@@ -45,8 +45,8 @@ class InvalidUserOptions(web.HTTPError):
     def __init__(self, error: UserOptionsError) -> None:
         self.errors = error.errors
         message = "; ".join(error.errors.values())
+        # log_message is what JupyterHub shows on the re-rendered form and in the API answer
         super().__init__(400, message, reason="Invalid spawn options")
-        self.log_message = message  # shown as the page's error and the API's "message"
 
 
 async def _apply_moss_user_options(spawner: MOSlurmSpawner, user_options: Mapping) -> None:

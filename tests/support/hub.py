@@ -94,7 +94,10 @@ class HubProcess:
 
 
 def xsrf_from_page(html: str) -> str:
-    match = re.search(r'name="_xsrf"\s+value="([^"]+)"', html)
+    """The XSRF token a page carries: a hidden field, or the spawn form's action URL."""
+    match = re.search(r'name="_xsrf"\s+value="([^"]+)"', html) or re.search(
+        r'[?&](?:amp;)?_xsrf=([^"&\s]+)', html
+    )
     if not match:
         raise AssertionError("no _xsrf field on the page")
     return match.group(1)
