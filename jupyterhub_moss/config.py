@@ -26,7 +26,7 @@ __all__ = [
 
 # Slurm partition names end up in `#SBATCH --partition=` lines and in URLs: keep them plain.
 PARTITION_NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
-_CONTROL_CHARS_RE = re.compile(r"[\x00-\x1f\x7f]")
+_CONTROL_CHARS_RE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 def _no_control_chars(value: str) -> str:
@@ -138,7 +138,7 @@ def load_partitions(raw: Mapping[str, Any]) -> dict[str, PartitionConfig]:
     partitions: dict[str, PartitionConfig] = {}
     problems: list[str] = []
     for name, fields in raw.items():
-        if not isinstance(name, str) or not PARTITION_NAME_RE.match(name):
+        if not isinstance(name, str) or not PARTITION_NAME_RE.fullmatch(name):
             problems.append(
                 f"partition {name!r}: the name must be a Slurm partition name "
                 "(letters, digits, '_', '.', '-')"

@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict
 from .limits import PartitionLimits
 from .sbatch_options import (
     DEFAULT_DENIED_SBATCH_OPTIONS,
+    MAX_OPTIONS_TEXT,
     SbatchOptionError,
     parse_sbatch_options,
 )
@@ -185,7 +186,7 @@ def parse_runtime(text: str) -> int:
     ``M``, ``M:S``, ``H:M:S``, ``D-H``, ``D-H:M`` and ``D-H:M:S``. Note ``"2:00"`` is two
     *minutes* to Slurm, not two hours. Raises :class:`ValueError` on anything else.
     """
-    match = _RUNTIME_RE.match(text.strip())
+    match = _RUNTIME_RE.fullmatch(text.strip())
     if not match:
         raise ValueError(f"not a Slurm time: {text!r}")
     part = {k: int(v) for k, v in match.groupdict().items() if v is not None}
@@ -212,7 +213,7 @@ _MB_PER_UNIT = {"K": 1 / 1024, "M": 1, "G": 1024, "T": 1024 * 1024}
 
 
 def _normalise_memory(text: str) -> tuple[str, float]:
-    match = _MEMORY_RE.match(text.strip())
+    match = _MEMORY_RE.fullmatch(text.strip())
     if not match:
         raise ValueError(text)
     amount = int(match["amount"])
@@ -230,7 +231,7 @@ def parse_memory_mb(text: str) -> float:
 # Field checks. Each takes the raw value and returns the clean one or raises _Invalid.
 
 
-_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 _RESERVATION_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 # URL path characters that need no quoting anywhere: no quotes, `;`, `$`, backticks, spaces.
 _URL_RE = re.compile(r"^/[A-Za-z0-9._~%/@:+,=?&!*-]*$")
@@ -251,12 +252,17 @@ _BOOL_WORDS = {
 _MAX_TEXT = 1024
 
 
-def _as_text(value: Any, *, what: str = "text") -> str:
+def _as_text(value: Any, *, limit: int = _MAX_TEXT) -> str:
+    """The value as text with surrounding spaces removed; control characters refused outright
+    (a stray newline is never silently trimmed into validity)."""
     if isinstance(value, bool) or not isinstance(value, (str, int)):
-        raise _Invalid(f"expected {what}, got {type(value).__name__}")
-    text = str(value).strip()
-    if len(text) > _MAX_TEXT:
-        raise _Invalid(f"at most {_MAX_TEXT} characters")
+        raise _Invalid(f"expected text, got {type(value).__name__}")
+    text = str(value)
+    if _CONTROL_RE.search(text.replace("\t", " ")):
+        raise _Invalid("control characters such as newlines are not allowed")
+    text = text.strip(" \t")
+    if len(text) > limit:
+        raise _Invalid(f"at most {limit} characters")
     return text
 
 
@@ -266,7 +272,7 @@ def _whole_number(value: Any) -> int | None:
         raise _Invalid(f"expected a whole number, got {type(value).__name__}")
     if isinstance(value, int):
         return value
-    text = value.strip()
+    text = _as_text(value)
     if not text:
         return None
     if not re.fullmatch(r"-?\d{1,9}", text):
@@ -356,7 +362,7 @@ def _check_runtime(value: Any, part: PartitionLimits | None, policy: OptionsPoli
 
 def _check_reservation(value: Any) -> str:
     text = _as_text(value)
-    if text and not _RESERVATION_RE.match(text):
+    if text and not _RESERVATION_RE.fullmatch(text):
         raise _Invalid(
             f"not a Slurm reservation name (letters, digits, '_', '.', '-'): {_shown(text)}"
         )
@@ -364,7 +370,7 @@ def _check_reservation(value: Any) -> str:
 
 
 def _check_options(value: Any, policy: OptionsPolicy) -> list[str]:
-    text = _as_text(value)
+    text = _as_text(value, limit=MAX_OPTIONS_TEXT)
     try:
         return parse_sbatch_options(
             text,
@@ -388,7 +394,7 @@ def _check_default_url(value: Any) -> str:
     text = _as_text(value)
     if not text:
         return ""
-    if not text.startswith("/") or text.startswith("//") or not _URL_RE.match(text):
+    if not text.startswith("/") or text.startswith("//") or not _URL_RE.fullmatch(text):
         raise _Invalid(
             "expected a path on your server starting with '/', such as /lab "
             f"(no scheme, host, spaces or quotes), got {_shown(text)}"
@@ -403,7 +409,7 @@ def _check_root_dir(value: Any) -> str:
         return ""
     if not (text.startswith("/") or text == "~" or text.startswith("~/")):
         raise _Invalid(f"expected an absolute path or one starting with ~/, got {_shown(text)}")
-    if not _ROOT_DIR_RE.match(text) or "~" in text[1:]:
+    if not _ROOT_DIR_RE.fullmatch(text) or "~" in text[1:]:
         raise _Invalid(
             "letters, digits, spaces and . _ - / + @ % , : = only (no quotes, $, ; or newlines)"
         )
@@ -417,7 +423,7 @@ def _check_environment_path(value: Any) -> str:
         return ""
     if not text.startswith("/"):
         raise _Invalid(f"expected an absolute path, got {_shown(text)}")
-    if not _PATH_CHARS_RE.match(text):
+    if not _PATH_CHARS_RE.fullmatch(text):
         raise _Invalid("no whitespace, quotes or shell characters allowed")
     _no_dot_dot(text)
     return text
@@ -427,7 +433,7 @@ def _check_environment_modules(value: Any) -> str:
     text = _as_text(value)
     modules = text.split()
     for module in modules:
-        if not _MODULE_RE.match(module):
+        if not _MODULE_RE.fullmatch(module):
             raise _Invalid(
                 f"{_shown(module)} is not a module name (letters, digits and _ . + / @ : -)"
             )

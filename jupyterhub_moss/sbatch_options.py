@@ -117,7 +117,7 @@ DEFAULT_DENIED_SBATCH_OPTIONS: frozenset[str] = frozenset(
 
 # Lower-case long option names as sbatch spells them.
 _NAME_RE = re.compile(r"^[a-z][a-z0-9-]*$")
-_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 MAX_OPTIONS_TEXT = 4096
 MAX_OPTIONS = 64
 
@@ -216,7 +216,7 @@ def _check(
     denied: frozenset[str],
     allowed: frozenset[str] | None,
 ) -> None:
-    if not _NAME_RE.match(name):
+    if not _NAME_RE.fullmatch(name):
         raise SbatchOptionError(f"--{name} is not a valid option name (expected --name=value)")
     if value is not None and _CONTROL_RE.search(value):
         raise SbatchOptionError(f"the value of --{name} contains control characters")

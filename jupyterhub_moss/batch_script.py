@@ -1,0 +1,212 @@
+"""The batch script: its context, built from validated options, and a renderer that quotes.
+
+Rendering is Jinja with escaping that cannot be forgotten: every ``{{ value }}`` is shell-quoted
+(``shlex.quote``) unless it is a :class:`ShellLiteral`, the marker for text the spawner itself
+vouches for (the admin's prologue, an already-quoted word list). Inside ``#SBATCH`` lines, which
+``sbatch`` reads with its own quoting rules rather than the shell's, templates use the ``sbatch``
+and ``sbatch_option`` filters.
+
+The result is piped to ``sbatch --parsable`` by batchspawner's ``SlurmSpawner`` submit flow.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib.resources import files
+from typing import Any
+
+import jinja2
+
+from .config import JupyterEnvironment
+from .limits import PartitionLimits
+from .options import UserOptions
+from .sbatch_options import parse_sbatch_options, split_option
+
+__all__ = [
+    "ScriptSettings",
+    "ShellLiteral",
+    "build_script_context",
+    "default_template",
+    "render_batch_script",
+    "sbatch_quote",
+    "shell_words",
+]
+
+_SBATCH_SAFE_RE = re.compile(r"^[A-Za-z0-9_.,:/@%+=-]+$")
+_ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_OPTION_NAME_RE = re.compile(r"^[a-z][a-z0-9-]*$")
+_LINE_BREAKERS = ("\n", "\r", "\x00")
+
+
+class ShellLiteral(str):
+    """Text inserted into the script as it is. Only the spawner should create these."""
+
+
+def _finalize(value: Any) -> str:
+    """Jinja's last step for every ``{{ }}``: quote unless the value is a ShellLiteral."""
+    if isinstance(value, ShellLiteral):
+        return value
+    return shlex.quote("" if value is None else str(value))
+
+
+def sbatch_quote(value: Any) -> ShellLiteral:
+    """One argument of an ``#SBATCH`` line, as ``sbatch`` itself parses it.
+
+    sbatch splits those lines on whitespace, treats an unquoted ``#`` as a comment, and honours
+    double quotes with backslash escapes (also inside quotes, unlike the shell's single quotes).
+    Plain values are left bare so the script stays readable.
+    """
+    text = "" if value is None else str(value)
+    if any(char in text for char in _LINE_BREAKERS):
+        raise ValueError(f"an #SBATCH value cannot hold a line break or NUL: {text!r}")
+    if _SBATCH_SAFE_RE.fullmatch(text):
+        return ShellLiteral(text)
+    return ShellLiteral('"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"')
+
+
+def sbatch_option(item: str) -> ShellLiteral:
+    """``"--comment=a b"`` → ``--comment="a b"``: the name bare, the value sbatch-quoted."""
+    name, value = split_option(item)
+    if not item.startswith("--") or not _OPTION_NAME_RE.fullmatch(name):
+        raise ValueError(f"not an sbatch option: {item!r}")
+    if value is None:
+        return ShellLiteral(f"--{name}")
+    return ShellLiteral(f"--{name}={sbatch_quote(value)}")
+
+
+def shell_words(words: Iterable[Any]) -> ShellLiteral:
+    """Each word quoted on its own, joined with spaces: a command line that means the list."""
+    return ShellLiteral(" ".join(shlex.quote(str(word)) for word in words))
+
+
+def _literal(value: Any) -> ShellLiteral:
+    return ShellLiteral("" if value is None else str(value))
+
+
+@lru_cache(maxsize=1)
+def _environment() -> jinja2.Environment:
+    # Not HTML, so no HTML autoescape: _finalize shell-quotes every value instead.
+    env = jinja2.Environment(
+        autoescape=False,  # noqa: S701
+        finalize=_finalize,
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters.update(
+        sbatch=sbatch_quote,
+        sbatch_option=sbatch_option,
+        words=shell_words,
+        literal=_literal,
+    )
+    return env
+
+
+@lru_cache(maxsize=16)
+def _compile(template: str) -> jinja2.Template:
+    return _environment().from_string(template)
+
+
+def render_batch_script(template: str, context: Mapping[str, Any]) -> str:
+    """Render ``template`` with every interpolated value quoted (see the module docstring)."""
+    return _compile(template).render(context)
+
+
+def default_template() -> str:
+    """The package's batch script template (``templates/batch_script.sh.j2``)."""
+    return files("jupyterhub_moss").joinpath("templates/batch_script.sh.j2").read_text()
+
+
+@dataclass(frozen=True)
+class ScriptSettings:
+    """The admin's side of the script: batchspawner-style ``req_*`` traits and friends.
+
+    These come from the spawner's configuration, never from the user. An empty user value never
+    replaces one of them: ``default_memory``/``default_gres``/``default_reservation`` apply when the
+    user leaves that field empty, and the admin's ``options`` come before the user's.
+    """
+
+    home_dir: str
+    #: The server's command line as words: batchspawner's wrapper, the server, its arguments.
+    singleuser_command: tuple[str, ...] = ("batchspawner-singleuser", "jupyterhub-singleuser")
+    #: Names of variables the submit environment passes to the job (``--export``).
+    export_vars: tuple[str, ...] = ()
+    job_name: str = "jupyterhub-moss"
+    srun: str = "srun"  # shell text; "" runs the server in the batch step itself
+    account: str = ""
+    qos: str = ""
+    options: str = ""  # extra sbatch options, split like the user's but without the deny list
+    prologue: str = ""  # shell text run before the environment is set up
+    epilogue: str = ""  # shell text run after the server exits
+    default_memory: str = ""
+    default_gres: str = ""
+    default_reservation: str = ""
+    #: How to run a ``.sif`` environment; ``{image}`` is replaced by the image's path.
+    container_command: str = "apptainer exec {image}"
+
+
+def _chosen_environment(options: UserOptions, limits: PartitionLimits) -> JupyterEnvironment:
+    if options.is_custom_environment:
+        return JupyterEnvironment(
+            path=options.environment_path, modules=options.environment_modules
+        )
+    return limits.environments[options.environment_id or limits.default_environment_id]
+
+
+def _container_words(template: str, image: str) -> list[str]:
+    return [word.replace("{image}", image) for word in shlex.split(template)]
+
+
+def _export_list(names: Iterable[str]) -> str:
+    names = list(dict.fromkeys(names))
+    for name in names:
+        if not _ENV_NAME_RE.fullmatch(name):
+            raise ValueError(f"not an environment variable name: {name!r}")
+    # Nothing listed: Slurm's own default, rather than a job without JUPYTERHUB_* variables.
+    return ",".join(names) or "ALL"
+
+
+def build_script_context(
+    options: UserOptions, limits: PartitionLimits, settings: ScriptSettings
+) -> dict[str, Any]:
+    """Everything the template needs for one spawn, with nothing left for it to decide.
+
+    ``default_url`` and ``root_dir`` belong to this spawn only; the default template exports them
+    as ``JUPYTERHUB_DEFAULT_URL``/``JUPYTERHUB_ROOT_DIR``, which jupyterhub-singleuser reads (and
+    expands ``~`` in), so no spawner attribute has to change.
+    """
+    env = _chosen_environment(options, limits)
+    home = settings.home_dir.rstrip("/") or "/"
+    admin_options = parse_sbatch_options(settings.options, denied=())
+    return {
+        "job_name": settings.job_name,
+        "home_dir": home,
+        "export": _export_list(settings.export_vars),
+        "output_path": f"{home.rstrip('/')}/slurm-%j.out" if options.output else "/dev/null",
+        "partition": options.partition,
+        "runtime": options.runtime,
+        "nprocs": options.nprocs,
+        "memory": options.memory or settings.default_memory,
+        "gres": limits.gres_for(options.ngpus) or settings.default_gres,
+        "reservation": options.reservation or settings.default_reservation,
+        "account": settings.account,
+        "qos": settings.qos,
+        "sbatch_options": [*admin_options, *options.options],
+        "default_url": options.default_url,
+        "root_dir": options.root_dir,
+        "prologue": ShellLiteral(settings.prologue),
+        "environment_prologue": ShellLiteral(env.prologue),
+        "modules": list(env.module_list),
+        "path_prepend": env.path if env.path and env.add_to_path and not env.is_container else "",
+        "container": _container_words(settings.container_command, env.path)
+        if env.is_container
+        else [],
+        "srun": ShellLiteral(settings.srun.strip()),
+        "command": list(settings.singleuser_command),
+        "epilogue": ShellLiteral(settings.epilogue),
+    }
