@@ -35,12 +35,21 @@ def _check_partitions_once_config_is_loaded() -> None:
     if getattr(app, "_moss_config_check", False):
         return
     app._moss_config_check = True
-    app.observe(_check_partitions, names="config")
+    # The config file is still running here, so its later lines (the partitions) are not known
+    # yet; traitlets signals no "config fully loaded" either. The hub builds its handler table
+    # once, after the whole config is in and before it serves anything: check then.
+    app.observe(_check_partitions, names="handlers")
 
 
 def _check_partitions(change: dict) -> None:
-    from .config import load_partitions
+    from .config import PartitionConfigError, load_partitions
 
-    section = change["new"].get("MOSlurmSpawner", {})
-    if "partitions" in section:
+    app = change["owner"]
+    section = app.config.get("MOSlurmSpawner", {})
+    if "partitions" not in section:
+        return
+    try:
         load_partitions(section["partitions"])
+    except PartitionConfigError as exc:
+        app.log.critical("jupyterhub_moss cannot start: %s", exc)
+        app.exit(1)
