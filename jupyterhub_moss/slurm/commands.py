@@ -15,6 +15,7 @@ import os
 import re
 import shlex
 import shutil
+import signal
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, overload
@@ -32,8 +33,11 @@ PASSED_VARIABLES = ("SLURM_CONF", "SLURM_CLUSTERS", "LANG", "LC_ALL", "TZ")
 # "sinfo: error: ...", "slurm_load_jobs error: ...", "sbatch: fatal: ..."
 _SLURM_ERROR_LINE = re.compile(r"^.*\b(?:error|fatal):", re.MULTILINE)
 
+_SHOWN_COMMAND = 60
+
 # After SIGTERM, how long a timed-out command gets before SIGKILL. SIGTERM first because sudo
-# forwards it to the command it runs, while a SIGKILL to sudo would orphan that command.
+# forwards it to the command it runs (which may be in another process group), while a SIGKILL
+# to sudo would orphan that command.
 _TERMINATE_GRACE = 1.0
 
 
@@ -54,7 +58,11 @@ class SlurmCommandError(Exception):
         super().__init__(str(self))
 
     def __str__(self) -> str:
+        # Shortened: this text reaches logs and the page's "Slurm did not answer" line; the
+        # full command stays in .argv.
         command = shlex.join(self.argv)
+        if len(command) > _SHOWN_COMMAND:
+            command = command[: _SHOWN_COMMAND - 1] + "…"
         if self.message:
             return f"{command}: {self.message}"
         detail = _first_lines(self.stderr) or "no error message"
@@ -234,17 +242,25 @@ async def _execute(
 
 
 async def _stop(process: asyncio.subprocess.Process) -> None:
-    """Stop our own child: SIGTERM, then SIGKILL if it lingers, and reap it."""
+    """Stop our own child and whatever it started: SIGTERM, SIGKILL if it lingers, then reap.
+
+    The child leads its own process group (``start_new_session``), so signalling the group also
+    reaches, say, the real ``sinfo`` under a wrapper script, and nothing else.
+    """
     if process.returncode is not None:
         return
-    with contextlib.suppress(ProcessLookupError):
-        process.terminate()
+    _signal_group(process.pid, signal.SIGTERM)
     try:
         await asyncio.wait_for(process.wait(), _TERMINATE_GRACE)
     except asyncio.TimeoutError:
-        with contextlib.suppress(ProcessLookupError):
-            process.kill()
+        _signal_group(process.pid, signal.SIGKILL)
         await process.wait()
+    # No signal after the leader is reaped: its number could already belong to someone else.
+
+
+def _signal_group(pid: int, signum: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signum)
 
 
 def _decode(data: bytes | None) -> str:
