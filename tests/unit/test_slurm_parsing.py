@@ -168,6 +168,12 @@ SINFO_EXPECTED = {
         "debug": ("up", False, 2, 2, 16, 16, 8, 8000, 3600, {}, 0, 0),
         "gpu": ("up", False, 1, 1, 8, 8, 8, 8000, 43200, {"fake": 2}, 2, 0),
     },
+    "sinfo_multi_busy.txt": {
+        # the running job holds 2 CPUs and 1 GPU on g1; c1 and c2 stay idle
+        "cpu": ("up", True, 2, 2, 16, 16, 8, 8000, 86400, {}, 0, 0),
+        "debug": ("up", False, 2, 2, 16, 16, 8, 8000, 3600, {}, 0, 0),
+        "gpu": ("up", False, 0, 1, 6, 8, 8, 8000, 43200, {"fake": 2}, 2, 1),
+    },
     "sinfo_handmade_mixed_groups.txt": {
         # four nodes, one of them twice as big: all four count, the big one sets the per-node
         "batch": ("up", True, 2, 4, 112, 160, 64, 512000, 2 * 86400, {}, 0, 0),
@@ -396,6 +402,14 @@ def test_usable_handmade_reservations(username, accounts, expected):
             StartEstimate(local("2026-11-26T11:01:42"), 1, "localhost", "gpu"),
         ),
         (
+            "test_only_multi_now.txt",
+            StartEstimate(local("2026-11-26T10:55:29"), 4, "c1", "cpu"),
+        ),
+        (
+            "test_only_multi_later.txt",
+            StartEstimate(local("2026-11-26T11:10:23"), 1, "g1", "gpu"),
+        ),
+        (
             "test_only_handmade_multinode.txt",
             StartEstimate(local("2026-11-27T03:15:00"), 64, "c[01-02]", "batch"),
         ),
@@ -449,6 +463,17 @@ def test_parse_real_squeue():
     assert jobs["25"].running and not jobs["25"].finished
     assert jobs["26"].waiting
     assert jobs["27"].finished and jobs["28"].finished
+
+
+def test_parse_real_squeue_multi():
+    jobs = parse_squeue(fixture("squeue_multi.txt"))
+    assert jobs == {
+        "92": JobStatus("92", "RUNNING", "None", "g1", None),
+        "93": JobStatus("93", "PENDING", "JobHeldUser", "", None),
+        "94": JobStatus("94", "COMPLETED", "None", "c1", None),
+        "95": JobStatus("95", "FAILED", "NonZeroExitCode", "c1", None),
+        "96": JobStatus("96", "PENDING", "Resources", "", local("2026-11-26T11:05:23")),
+    }
 
 
 @pytest.mark.parametrize(
