@@ -1,0 +1,157 @@
+"""Every documented spawn parameter, through each way in, reaches the job Slurm queues.
+
+The hub submits for real, but with the admin option `--hold`, so the job waits in the queue
+while the test reads it back with `scontrol show job` and `scontrol write batch_script`; then
+the server is stopped through the REST API, which cancels the job.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from collections.abc import Iterator
+
+import pytest
+from support.cluster_hub import (
+    CLUSTER_HUB_CONFIG,
+    spawn_via_api,
+    spawn_via_form,
+    spawn_via_query,
+    user_jobs,
+)
+from support.hub import running_hub
+
+RESERVATION = "moss-ways-in"
+
+# Two sets, because a custom environment (path/modules) and environment_id exclude each other.
+ADMIN_ENVIRONMENT = {
+    "partition": "gpu",
+    "nprocs": "2",
+    "ngpus": "1",
+    "memory": "600M",
+    "runtime": "0:45:00",
+    "reservation": RESERVATION,
+    "options": "--comment=ways-in --nice=5",
+    "output": "true",
+    "default_url": "/lab",
+    "root_dir": "~/work",
+    "environment_id": "default",
+}
+CUSTOM_ENVIRONMENT = {
+    "partition": "cpu",
+    "nprocs": "3",
+    "memory": "1G",
+    "runtime": "90",
+    "options": "--comment=custom",
+    "output": "false",
+    "default_url": "/tree",
+    "root_dir": "/tmp",
+    "environment_path": "/opt/moss-jobenv/bin",
+    "environment_modules": "gcc/12 python/3.11",
+}
+
+
+def scontrol(env, *args: str) -> str:
+    done = subprocess.run(
+        ["scontrol", *args], env=env, capture_output=True, text=True, timeout=30, check=True
+    )
+    return done.stdout
+
+
+def job_fields(env, job_id: str) -> dict[str, str]:
+    fields = {}
+    for word in scontrol(env, "show", "job", "-o", job_id).split():
+        key, _, value = word.partition("=")
+        fields.setdefault(key, value)
+    return fields
+
+
+@pytest.fixture(scope="module")
+def reservation(slurm_cluster) -> Iterator[str]:
+    scontrol(
+        slurm_cluster.env,
+        "create",
+        "reservation",
+        f"ReservationName={RESERVATION}",
+        "Users=alice",
+        "StartTime=now",
+        "Duration=120",
+        "Nodes=ALL",
+        "Flags=IGNORE_JOBS",
+    )
+    try:
+        yield RESERVATION
+    finally:
+        scontrol(slurm_cluster.env, "delete", f"ReservationName={RESERVATION}")
+
+
+@pytest.fixture(scope="module")
+def held_hub(slurm_cluster, hub_infra, reservation, tmp_path_factory):
+    config = CLUSTER_HUB_CONFIG + '\nc.MOSlurmSpawner.req_options = "--hold"\n'
+    # the page reads reservations from the shared view: let it see the new one at once
+    config += "c.MOSlurmSpawner.cluster_refresh_interval = 5\n"
+    with running_hub(tmp_path_factory.mktemp("held"), config, env=slurm_cluster.env) as hub:
+        yield hub
+
+
+def submitted_job(env, deadline: float = 30) -> str:
+    end = time.monotonic() + deadline
+    while time.monotonic() < end:
+        jobs = user_jobs(env, "alice")
+        if jobs:
+            assert len(jobs) == 1, jobs
+            return jobs[0]
+        time.sleep(0.2)
+    raise AssertionError("no job was submitted for alice")
+
+
+def stop_and_wait(hub, env) -> None:
+    hub.api().delete("users/alice/server")
+    end = time.monotonic() + 30
+    while user_jobs(env, "alice") and time.monotonic() < end:
+        time.sleep(0.2)
+    assert user_jobs(env, "alice") == []
+
+
+@pytest.mark.parametrize("way", ["form", "query", "query-opt", "api"])
+@pytest.mark.parametrize(
+    "options", [ADMIN_ENVIRONMENT, CUSTOM_ENVIRONMENT], ids=["admin", "custom"]
+)
+def test_each_documented_parameter_reaches_the_queued_job(slurm_cluster, held_hub, way, options):
+    env = slurm_cluster.env
+    alice = held_hub.login("alice")
+    if way == "form":
+        response = spawn_via_form(held_hub, alice, options)
+    elif way.startswith("query"):
+        response = spawn_via_query(held_hub, alice, options, prefixed=way == "query-opt")
+    else:
+        response = spawn_via_api(held_hub, "alice", options)
+    assert response.status_code in (201, 202, 302), response.text[:2000]
+    try:
+        job_id = submitted_job(env)
+        job = job_fields(env, job_id)
+        script = scontrol(env, "write", "batch_script", job_id, "-")
+        check_job(job, script, options)
+    finally:
+        stop_and_wait(held_hub, env)
+
+
+def check_job(job: dict[str, str], script: str, options: dict[str, str]) -> None:
+    assert job["Partition"] == options["partition"]
+    assert job["CPUs/Task"] == options["nprocs"]
+    assert job["MinMemoryNode"] == options["memory"]
+    expected_time = {"0:45:00": "00:45:00", "90": "01:30:00"}[options["runtime"]]
+    assert job["TimeLimit"] == expected_time
+    assert job["Reservation"] == (options.get("reservation") or "(null)")
+    assert job["Comment"] == options["options"].split()[0].split("=", 1)[1]
+    if "ngpus" in options:
+        assert job["TresPerNode"] == f"gres:gpu:{options['ngpus']}"
+    if options["output"] == "true":
+        assert job["StdOut"].startswith("/home/alice/slurm-")
+    else:
+        assert job["StdOut"] == "/dev/null"
+    assert f"JUPYTERHUB_DEFAULT_URL={options['default_url']}" in script
+    assert f"JUPYTERHUB_ROOT_DIR={options['root_dir']}" in script
+    if "environment_modules" in options:
+        assert f"module load {options['environment_modules']}" in script
+    assert "export PATH=/opt/moss-jobenv/bin" in script
