@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import random
 import time
@@ -74,11 +75,7 @@ class JobStatusPoller:
         if query is None:
             if runner is None:
                 raise TypeError("JobStatusPoller needs a runner or a query function")
-            runner_ = runner
-
-            async def query(job_ids: Collection[str]) -> Mapping[str, JobStatus]:
-                return await query_jobs(runner_, job_ids)
-
+            query = functools.partial(query_jobs, runner)
         self.interval = max(float(interval), min_interval, 1.0)
         self.min_interval = max(float(min_interval), 0.1)
         self.jitter = min(max(jitter, 0.0), 0.5)
@@ -188,11 +185,15 @@ class JobStatusPoller:
         self._querying = frozenset(ids)
         try:
             found = await self._query(ids)
-        except (SlurmCommandError, OSError, ValueError) as error:
+        except Exception as error:
+            # Unknown, not dead: whatever failed, no job changes state on it.
             self._failures += 1
-            self.last_error = str(error)
+            self.last_error = str(error) or type(error).__name__
             log.warning(
-                "squeue failed (%d in a row), job states unknown: %s", self._failures, error
+                "squeue failed (%d in a row), job states unknown: %s",
+                self._failures,
+                self.last_error,
+                exc_info=not isinstance(error, SlurmCommandError),
             )
             return
         finally:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -99,11 +100,7 @@ class ClusterView:
         if refresh is None:
             if runner is None:
                 raise TypeError("ClusterView needs a runner or a refresh function")
-            runner_ = runner
-
-            async def refresh() -> ClusterData:
-                return await read_cluster(runner_)
-
+            refresh = functools.partial(read_cluster, runner)
         self.runner = runner
         self.min_interval = min_interval
         self.interval = max(float(interval), min_interval)
@@ -223,10 +220,17 @@ class ClusterView:
         self.refresh_count += 1
         try:
             partitions, reservations = await self._read()
-        except (SlurmCommandError, ValueError, OSError) as error:
+        except Exception as error:
+            # Whatever went wrong (Slurm, or a bug in a parser), readers keep the last snapshot
+            # rather than getting an error page.
             self._failures += 1
-            self._last_error = str(error)
-            log.warning("Slurm cluster refresh failed (%d in a row): %s", self._failures, error)
+            self._last_error = str(error) or type(error).__name__
+            log.warning(
+                "Slurm cluster refresh failed (%d in a row): %s",
+                self._failures,
+                self._last_error,
+                exc_info=not isinstance(error, SlurmCommandError),
+            )
             if self._snapshot is not None:
                 self._snapshot = replace(self._snapshot, error=self._last_error)
             return

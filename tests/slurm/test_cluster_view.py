@@ -145,39 +145,55 @@ async def test_estimate_as_the_user(slurm_cluster):
 # Controller load
 
 
-def sdiag_counts(cluster) -> dict[str, int]:
-    """Counts from sdiag's "Remote Procedure Call statistics by message type" section."""
-    text = run_root(cluster, "sdiag")
-    section = text.split("Remote Procedure Call statistics by message type", 1)[1]
-    section = section.split("Remote Procedure Call statistics by user", 1)[0]
+def sdiag_section(text: str, title: str) -> dict[str, int]:
+    """Counts from one "Remote Procedure Call statistics by ..." section of sdiag."""
+    section = text.split(f"Remote Procedure Call statistics by {title}", 1)[1]
+    section = section.split("Remote Procedure Call statistics by", 1)[0]
+    section = section.split("Pending RPC statistics", 1)[0]
     return {
         m.group(1): int(m.group(2))
-        for m in re.finditer(r"^\s*(\w+)\s+\(\s*\d+\)\s+count:(\d+)", section, re.MULTILINE)
+        for m in re.finditer(r"^\s*(\S+)\s+\(\s*\d+\)\s+count:(\d+)", section, re.MULTILINE)
     }
 
 
 async def test_fifty_readers_cost_one_sinfo_per_interval(slurm_cluster):
+    """The view reads as user ``nobody`` so its RPCs can be told from other clients' in sdiag."""
     interval, duration, readers = 5.0, 20.0, 50
-    view = ClusterView(runner_for(slurm_cluster), interval=interval)
-    run_root(slurm_cluster, "sdiag", "-r")
-    loop = asyncio.get_running_loop()
-    end = loop.time() + duration
+    runner = runner_for(slurm_cluster, query_prefix=["sudo", "-n", "-E", "-u", "nobody"])
+    view = ClusterView(runner, interval=interval)
     seen = []
 
     async def reader() -> None:
-        while loop.time() < end:
-            snapshot = await view.snapshot()
-            seen.append(snapshot.taken_at)
+        while True:
+            seen.append((await view.snapshot()).taken_at)
             await asyncio.sleep(random.uniform(0.05, 0.5))
 
-    await asyncio.gather(*(reader() for _ in range(readers)))
+    run_root(slurm_cluster, "sdiag", "-r")
+    tasks = [asyncio.ensure_future(reader()) for _ in range(readers)]
+    await asyncio.sleep(duration)
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
     await view.close()
-    counts = sdiag_counts(slurm_cluster)
+    sdiag = run_root(slurm_cluster, "sdiag")
+    by_type = sdiag_section(sdiag, "message type")
+    by_user = sdiag_section(sdiag, "user")
+
     allowed = math.ceil(duration / interval) + 1
     assert len(seen) > 1000  # every reader was answered, many times
-    assert len(set(seen)) <= allowed
-    assert 1 <= counts.get("REQUEST_PARTITION_INFO", 0) <= allowed, counts
-    assert 1 <= counts.get("REQUEST_NODE_INFO", 0) <= allowed, counts
+    assert 1 <= len(set(seen)) <= allowed
+    assert 1 <= view.refresh_count <= allowed
+    # one refresh = sinfo (partition info + node info) + scontrol show reservation
+    assert 3 <= by_user.get("nobody", 0) <= 3 * allowed, by_user
+    # By message type, as the issue asks. Every RPC of another client (another test run on a
+    # shared cluster, slurmd reporting a job's end) may add one; on a quiet cluster extra is 0
+    # and the bound is exactly ceil(20 / interval) + 1.
+    others = sum(n for user, n in by_user.items() if user not in ("nobody", "root"))
+    extra = others + max(by_user.get("root", 0) - by_type.get("REQUEST_STATS_INFO", 0), 0)
+    if extra:
+        print(f"slurmctld had {extra} RPCs from other clients meanwhile: {by_user}")
+    assert 1 <= by_type.get("REQUEST_PARTITION_INFO", 0) <= allowed + extra, by_type
+    assert 1 <= by_type.get("REQUEST_NODE_INFO", 0) <= allowed + extra, by_type
 
 
 # ---------------------------------------------------------------------------------------------
