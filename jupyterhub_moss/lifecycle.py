@@ -33,6 +33,7 @@ from datetime import datetime
 from typing import Any
 
 from batchspawner import SlurmSpawner
+from sqlalchemy.orm import object_session
 from tornado import web
 from traitlets import Float, Integer, Unicode, default
 
@@ -42,6 +43,8 @@ from .batch_script import (
     default_template,
     render_batch_script,
 )
+from .limits import PartitionLimits
+from .options import UserOptions
 from .slurm.commands import SlurmCommandError, SlurmRunner, SlurmTimeout
 from .slurm.jobs import JobStatusPoller
 from .slurm.models import JobStatus
@@ -51,6 +54,7 @@ __all__ = [
     "JobProgress",
     "SlurmJobLifecycle",
     "SpawnFailed",
+    "environment_bin",
     "job_failure_message",
     "pending_message",
     "shared_job_poller",
@@ -191,6 +195,21 @@ def job_failure_message(
     return text
 
 
+def environment_bin(options: UserOptions, limits: PartitionLimits) -> str:
+    """The ``bin/`` folder of the environment chosen for a spawn; "" for one given only by
+    modules, or for a container image."""
+    if options.is_custom_environment:
+        path = options.environment_path
+    else:
+        chosen = limits.environments.get(options.environment_id or limits.default_environment_id)
+        path = chosen.path if chosen is not None else ""
+    return "" if not path or path.endswith(".sif") else path
+
+
+def _in_folder(folder: str, program: str) -> str:
+    return program if os.sep in program else os.path.join(folder, program)
+
+
 def parse_job_id(output: str) -> str:
     """The job id printed by ``sbatch --parsable`` (``1234`` or ``1234;cluster``)."""
     lines = [line.strip() for line in output.strip().splitlines() if line.strip()]
@@ -329,7 +348,19 @@ class SlurmJobLifecycle(SlurmSpawner):
         """The hub-wide poller (one per Slurm configuration), shared with every spawner."""
         return shared_job_poller(self.slurm_runner(), max(float(self.poll_interval), 1.0))
 
-    def script_settings(self, env: Mapping[str, str]) -> ScriptSettings:
+    def server_command(self, bin_dir: str = "") -> tuple[str, ...]:
+        """The job's command line: batchspawner's wrapper, then the server and its arguments.
+
+        With an environment ``bin/`` folder, both programs are taken from it by absolute path,
+        so a wrong folder fails the job at once instead of finding another Jupyter further
+        down ``PATH`` (such as the hub's own).
+        """
+        wrapper, server = self.batchspawner_singleuser_cmd, self.cmd[0]
+        if bin_dir:
+            wrapper, server = (_in_folder(bin_dir, word) for word in (wrapper, server))
+        return (wrapper, server, *self.cmd[1:], *self.get_args())
+
+    def script_settings(self, env: Mapping[str, str], bin_dir: str = "") -> ScriptSettings:
         """The admin's side of the batch script, from batchspawner's ``req_*`` traits."""
         if self.trait_has_value("req_keepvars"):
             names = [name.strip() for name in self.req_keepvars.split(",")]
@@ -338,7 +369,7 @@ class SlurmJobLifecycle(SlurmSpawner):
         names += [name.strip() for name in self.req_keepvars_extra.split(",")]
         return ScriptSettings(
             home_dir=self.req_homedir,
-            singleuser_command=(self.batchspawner_singleuser_cmd, *self.cmd, *self.get_args()),
+            singleuser_command=self.server_command(bin_dir),
             export_vars=tuple(name for name in names if name),
             job_name=self.job_name,
             srun=self.req_srun,
@@ -358,7 +389,8 @@ class SlurmJobLifecycle(SlurmSpawner):
         # JupyterHub >= 5.3 has validated them already (apply_user_options); older ones have not.
         options = await self.load_user_options(self.user_options)
         limits = (await self.partition_limits())[options.partition]
-        context = build_script_context(options, limits, self.script_settings(env))
+        settings = self.script_settings(env, environment_bin(options, limits))
+        context = build_script_context(options, limits, settings)
         try:
             return render_batch_script(self.batch_script, context)
         except Exception as error:  # an admin's template that does not fit our context
@@ -515,7 +547,8 @@ class SlurmJobLifecycle(SlurmSpawner):
         )
         self.log.warning("Spawn of %s failed: %s", self._log_name, message)
         self.job_status = details.get("JobState", status.state)
-        return SpawnFailed(message)
+        # 502: the hub's upstream, the job, failed; not the hub itself (500).
+        return SpawnFailed(message, 502)
 
     async def _job_details(self, job_id: str) -> dict[str, str]:
         """``scontrol show job`` fields of one job (once per failed spawn); {} if unknown."""
@@ -631,12 +664,13 @@ class SlurmJobLifecycle(SlurmSpawner):
         """Record the job id in the database at once, so a hub that dies mid-spawn still
         knows about the job after a restart (and can cancel it)."""
         orm_spawner = getattr(self, "orm_spawner", None)
-        if orm_spawner is None or getattr(self, "db", None) is None:
+        session = object_session(orm_spawner) if orm_spawner is not None else None
+        if session is None:
             return
         state = self.get_state()
         state["moss_starting"] = True
         orm_spawner.state = state
-        self.db.commit()
+        session.commit()
 
     def get_state(self) -> dict[str, Any]:
         state = super().get_state()

@@ -23,6 +23,8 @@ from .infra import NPM_BIN
 
 JOBENV_BIN = "/opt/moss-jobenv/bin/"
 DEBUG_OPTIONS = {"partition": "debug", "nprocs": "1", "runtime": "0:30:00"}
+#: All 8 CPUs of the node: pends for as long as any other job runs there.
+WHOLE_NODE_OPTIONS = {"partition": "debug", "nprocs": "8", "runtime": "0:30:00"}
 SPAWN_DEADLINE = 120.0
 
 T = TypeVar("T")
@@ -240,6 +242,39 @@ def wait_job_state(env: Mapping[str, str], job_id: str, states: set[str], timeou
     return wait_for(
         f"job {job_id} to be in {sorted(states)}",
         lambda: state if (state := listed_state(env, job_id)) in states else None,
+        timeout,
+    )
+
+
+def blocker(env: Mapping[str, str], partition: str = "debug", user: str = "bob") -> str:
+    """A sleeping one-CPU job of ``user``, running: a node of ``partition`` is then too busy
+    for a request of all its CPUs (see :data:`WHOLE_NODE_OPTIONS`)."""
+    job_id = submit_as(
+        env,
+        user,
+        "-p",
+        partition,
+        "-c",
+        "1",
+        "--mem=100M",
+        "-t",
+        "10",
+        "-o",
+        "/dev/null",
+        "-J",
+        "moss-test-blocker",
+        "--wrap",
+        "sleep 600",
+    )
+    wait_job_state(env, job_id, {"RUNNING"}, timeout=120)
+    return job_id
+
+
+def wait_for_job_id(api: httpx.Client, user: str, name: str = "", timeout: float = 30) -> str:
+    """The job id the spawner recorded (it saves it as soon as sbatch answers)."""
+    return wait_for(
+        f"{user}'s server {name!r} to have a job id",
+        lambda: server_state(api, user, name).get("job_id"),
         timeout,
     )
 
