@@ -1,0 +1,237 @@
+"""Scenarios 1-3: the spawn page under load, live refresh, and what both cost slurmctld.
+
+1. ``GET /hub/spawn`` as a logged-in user: sequential (median, p90) and concurrent (requests
+   per second, p50, p99), with ``GET /hub/home`` measured the same way as the hub's own floor.
+2. Viewers with the page open, each polling what the page refreshes at the page's interval:
+   ours polls the availability fragment; the reference has no fragment, so its users reload
+   the full page.
+3. slurmctld's info RPCs (sdiag differences) around the spawn-page requests of 1 and around 2:
+   per 1000 page views, and per minute of viewers. Also per 1000 page views as a browser makes
+   them: the page plus what it loads at once (our start estimate).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+from ..htmx_page import load_requests, polled_request
+from ..hubs import BENCH_USER, Hub
+from ..load import Samples, close_all, closed_loop, login, logins, periodic_viewers, sequential
+from ..report import Results, Target
+from ..settings import Settings
+from ..slurmctld import INFO_TYPES, Window
+
+S1_SEQ = "1. spawn page, sequential"
+S1_HOME_SEQ = "1. /hub/home (floor), sequential"
+S1_CONC = "1. spawn page, concurrent"
+S1_HOME_CONC = "1. /hub/home (floor), concurrent"
+S2 = "2. live refresh"
+S3 = "3. controller load"
+
+HTMX_HEADERS = {"HX-Request": "true"}
+WARM_UP = 3  # first renders compile templates and fill caches: not measured
+
+
+def _ms(seconds: float) -> float:
+    return seconds * 1000
+
+
+def half_of_reference(ours: float, reference: float | None) -> bool:
+    return reference is not None and ours <= 0.5 * reference
+
+
+def twice_reference(ours: float, reference: float | None) -> bool:
+    return reference is not None and ours >= 2 * reference
+
+
+async def run(
+    hub: Hub,
+    settings: Settings,
+    env: Mapping[str, str],
+    results: Results,
+    say: Callable[[str], None],
+) -> None:
+    key = hub.implementation.key
+    spawn_url, home_url = hub.hub_url("spawn"), hub.hub_url("home")
+    client = await login(hub.hub_url(), BENCH_USER)
+    try:
+        for url in (home_url, spawn_url):
+            await sequential(client, url, WARM_UP)
+        page = await client.get(spawn_url)
+        page.raise_for_status()
+        seq = await _sequential_pages(key, client, spawn_url, home_url, settings, env, results, say)
+        conc = await _concurrent_pages(key, hub, spawn_url, home_url, settings, env, results, say)
+        _page_view_cost(key, [seq, conc], results)
+        await _browser_page_views(key, client, spawn_url, settings, env, results, say)
+        await _live_refresh(key, hub, spawn_url, page.text, settings, env, results, say)
+    finally:
+        await client.aclose()
+
+
+async def _sequential_pages(key, client, spawn_url, home_url, settings, env, results, say):
+    n = settings.sequential_requests
+    home = await sequential(client, home_url, n)
+    window = Window(env, reset=settings.sdiag_reset)
+    window.start()
+    spawn = await sequential(client, spawn_url, n)
+    window.stop()
+    say(f"{key}: sequential spawn page median {_ms(spawn.percentile(50)):.1f} ms")
+    put_latency(
+        results,
+        key,
+        S1_SEQ,
+        spawn,
+        n,
+        "median",
+        50,
+        target=Target("ours ≤ 0.5 x reference", half_of_reference),
+    )
+    put_latency(results, key, S1_SEQ, spawn, n, "p90", 90)
+    put_latency(results, key, S1_HOME_SEQ, home, n, "median", 50)
+    put_latency(results, key, S1_HOME_SEQ, home, n, "p90", 90)
+    results.put(key, S1_SEQ, f"errors (of {n})", spawn.errors, digits=0)
+    return window, spawn.count
+
+
+async def _concurrent_pages(key, hub, spawn_url, home_url, settings, env, results, say):
+    c, seconds = settings.concurrent_clients, settings.concurrent_seconds
+    clients = await logins(hub.hub_url(), BENCH_USER, c)
+    try:
+        home = await closed_loop(clients, home_url, seconds)
+        window = Window(env, reset=settings.sdiag_reset)
+        window.start()
+        spawn = await closed_loop(clients, spawn_url, seconds)
+        window.stop()
+    finally:
+        await close_all(clients)
+    say(f"{key}: concurrent spawn page {spawn.rps:.1f} req/s, {spawn.errors} errors")
+    label = f"{c} clients x {seconds:g} s"
+    results.put(
+        key,
+        S1_CONC,
+        f"requests/s ({label})",
+        spawn.rps,
+        target=Target("ours ≥ 2 x reference", twice_reference),
+    )
+    put_latency(results, key, S1_CONC, spawn, None, "p50", 50)
+    put_latency(results, key, S1_CONC, spawn, None, "p99", 99)
+    results.put(key, S1_CONC, "errors", spawn.errors, digits=0)
+    results.put(key, S1_HOME_CONC, f"requests/s ({label})", home.rps)
+    put_latency(results, key, S1_HOME_CONC, home, None, "p50", 50)
+    put_latency(results, key, S1_HOME_CONC, home, None, "p99", 99)
+    return window, spawn.count
+
+
+def put_latency(
+    results: Results,
+    key: str,
+    scenario: str,
+    samples: Samples,
+    n: int | None,
+    name: str,
+    p: float,
+    target: Target | None = None,
+) -> None:
+    metric = f"{name} ({n} requests)" if n else name
+    results.put(key, scenario, metric, _ms(samples.percentile(p)), unit="ms", target=target)
+
+
+def _page_view_cost(key: str, windows: list[tuple[Window, int]], results: Results) -> None:
+    """Scenario 3's first figure: the spawn-page requests of scenario 1, both kinds together."""
+    total, views = Window(windows[0][0].env), 0
+    for window, count in windows:
+        total.add(window)
+        views += count
+    per_1000 = total.count() / views * 1000 if views else float("nan")
+    results.put(
+        key,
+        S3,
+        "info RPCs per 1000 spawn-page views (scenario 1)",
+        per_1000,
+        note="" if total.valid else "counters reset during the run",
+    )
+    results.notes.append(
+        f"{key}, scenario 1: {views} spawn-page views cost {total.count()} info RPCs "
+        f"({total.breakdown()})."
+    )
+
+
+async def _browser_page_views(key, client, spawn_url, settings, env, results, say):
+    """Page views as a browser makes them: the page, then what htmx loads at once."""
+    n = settings.sequential_requests
+    window = Window(env, reset=settings.sdiag_reset)
+    window.start()
+    extra = 0
+    for _ in range(n):
+        page = await client.get(spawn_url)
+        for url in load_requests(spawn_url, page.text):
+            await client.get(url, headers=HTMX_HEADERS)
+            extra += 1
+    window.stop()
+    types = (*INFO_TYPES, "REQUEST_JOB_WILL_RUN")
+    results.put(
+        key,
+        S3,
+        "info + will-run RPCs per 1000 page views, as a browser loads them",
+        window.count(types) / n * 1000,
+        note="" if window.valid else "counters reset during the run",
+    )
+    results.notes.append(
+        f"{key}, browser-like page views: {n} views with {extra} load-time fragment requests "
+        f"cost {window.count(types)} RPCs ({window.breakdown(types)}); every view is by the "
+        "same user, so per-user rate limits apply to all of them."
+    )
+    say(f"{key}: {n} browser-like page views, {window.count(types)} RPCs")
+
+
+async def _live_refresh(key, hub, spawn_url, page_html, settings, env, results, say):
+    polled = polled_request(spawn_url, page_html, "/availability/")
+    if polled is not None:
+        url, page_interval = polled
+        what = f"availability fragment (page polls every {page_interval:g} s)"
+        headers = HTMX_HEADERS
+    else:
+        url, headers = spawn_url, None
+        what = "full spawn page (no fragment to poll)"
+    interval = float(settings.refresh_seconds)
+    v, seconds = settings.viewers, settings.viewer_seconds
+    clients = await logins(hub.hub_url(), BENCH_USER, v)
+    try:
+        window = Window(env, reset=settings.sdiag_reset)
+        window.start()
+        samples = await periodic_viewers(clients, url, interval, seconds, headers)
+        window.stop()
+    finally:
+        await close_all(clients)
+    say(f"{key}: {v} viewers, p99 {_ms(samples.percentile(99)):.1f} ms, {samples.errors} errors")
+    label = f"{v} viewers every {interval:g} s for {seconds:g} s"
+    results.put(key, S2, f"p99 ({label})", _ms(samples.percentile(99)), unit="ms")
+    results.put(key, S2, "median", _ms(samples.percentile(50)), unit="ms")
+    results.put(
+        key,
+        S2,
+        "errors",
+        samples.errors,
+        digits=0,
+        note=", ".join(f"{k} x{n}" for k, n in samples.error_kinds.items()),
+    )
+    results.put(key, S2, "requests", samples.count, digits=0)
+    per_minute = window.count() / samples.elapsed * 60
+    partition_per_minute = window.count(("REQUEST_PARTITION_INFO",)) / samples.elapsed * 60
+    valid = "" if window.valid else "counters reset during the run"
+    results.put(key, S3, f"info RPCs per minute of {v} viewers", per_minute, note=valid)
+    results.put(
+        key,
+        S3,
+        f"sinfo runs per minute of {v} viewers (partition-info RPCs)",
+        partition_per_minute,
+        note=valid,
+        target=Target(
+            f"flat: ≤ one refresh per {interval:g} s interval (≤ {60 / interval + 1:g}/min)",
+            lambda ours, _ref: ours <= 60 / interval + 1,
+        ),
+    )
+    results.notes.append(
+        f"{key}, scenario 2: polled the {what}; {samples.count} requests in "
+        f"{samples.elapsed:.0f} s cost {window.count()} info RPCs ({window.breakdown()})."
+    )
