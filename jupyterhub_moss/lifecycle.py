@@ -588,8 +588,16 @@ class SlurmJobLifecycle(SlurmSpawner):
             self.clear_state()
             return 1
         max_age = max(float(self.poll_interval) / 2, 1.0)
-        status = await self.job_poller().status(job_id, max_age=max_age)
+        poller = self.job_poller()
+        status = await poller.status(job_id, max_age=max_age)
         if status is None or not status.finished:
+            if poller.last_error:
+                self.log.warning(
+                    "Slurm did not answer about job %s of %s (%s); it still counts as running",
+                    job_id,
+                    self._log_name,
+                    poller.last_error,
+                )
             return None
         self.log.info(
             "Job %s of %s has ended: %s (%s)", job_id, self._log_name, status.state, status.reason
