@@ -7,6 +7,7 @@ the server is stopped through the REST API, which cancels the job.
 
 from __future__ import annotations
 
+import shlex
 import subprocess
 import time
 from collections.abc import Iterator
@@ -17,7 +18,6 @@ from support.cluster_hub import (
     spawn_via_api,
     spawn_via_form,
     spawn_via_query,
-    user_jobs,
 )
 from support.hub import running_hub
 
@@ -94,23 +94,36 @@ def held_hub(slurm_cluster, hub_infra, reservation, tmp_path_factory):
         yield hub
 
 
-def submitted_job(env, deadline: float = 30) -> str:
+def jobs_with_comment(env, comment: str) -> list[str]:
+    """alice's jobs carrying this test's comment (other tests may run jobs as alice too)."""
+    out = subprocess.run(
+        ["squeue", "-h", "-u", "alice", "-o", "%i|%k"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    ).stdout
+    return [line.split("|")[0] for line in out.splitlines() if line.endswith(f"|{comment}")]
+
+
+def submitted_job(env, comment: str, deadline: float = 30) -> str:
     end = time.monotonic() + deadline
     while time.monotonic() < end:
-        jobs = user_jobs(env, "alice")
+        jobs = jobs_with_comment(env, comment)
         if jobs:
             assert len(jobs) == 1, jobs
             return jobs[0]
         time.sleep(0.2)
-    raise AssertionError("no job was submitted for alice")
+    raise AssertionError(f"no job with comment {comment!r} was submitted for alice")
 
 
-def stop_and_wait(hub, env) -> None:
+def stop_and_wait(hub, env, comment: str) -> None:
     hub.api().delete("users/alice/server")
     end = time.monotonic() + 30
-    while user_jobs(env, "alice") and time.monotonic() < end:
+    while jobs_with_comment(env, comment) and time.monotonic() < end:
         time.sleep(0.2)
-    assert user_jobs(env, "alice") == []
+    assert jobs_with_comment(env, comment) == []
 
 
 @pytest.mark.parametrize("way", ["form", "query", "query-opt", "api"])
@@ -127,13 +140,18 @@ def test_each_documented_parameter_reaches_the_queued_job(slurm_cluster, held_hu
     else:
         response = spawn_via_api(held_hub, "alice", options)
     assert response.status_code in (201, 202, 302), response.text[:2000]
+    comment = comment_of(options)
     try:
-        job_id = submitted_job(env)
+        job_id = submitted_job(env, comment)
         job = job_fields(env, job_id)
         script = scontrol(env, "write", "batch_script", job_id, "-")
         check_job(job, script, options)
     finally:
-        stop_and_wait(held_hub, env)
+        stop_and_wait(held_hub, env, comment)
+
+
+def comment_of(options: dict[str, str]) -> str:
+    return options["options"].split()[0].split("=", 1)[1]
 
 
 def check_job(job: dict[str, str], script: str, options: dict[str, str]) -> None:
@@ -142,16 +160,18 @@ def check_job(job: dict[str, str], script: str, options: dict[str, str]) -> None
     assert job["MinMemoryNode"] == options["memory"]
     expected_time = {"0:45:00": "00:45:00", "90": "01:30:00"}[options["runtime"]]
     assert job["TimeLimit"] == expected_time
-    assert job["Reservation"] == (options.get("reservation") or "(null)")
-    assert job["Comment"] == options["options"].split()[0].split("=", 1)[1]
+    assert job.get("Reservation", "(null)") == (options.get("reservation") or "(null)")
+    assert job["Comment"] == comment_of(options)
     if "ngpus" in options:
-        assert job["TresPerNode"] == f"gres:gpu:{options['ngpus']}"
+        # the template comes from Slurm's GPU type on the gpu partition: gpu:fake:{}
+        assert job["TresPerNode"] == f"gres:gpu:fake:{options['ngpus']}"
     if options["output"] == "true":
         assert job["StdOut"].startswith("/home/alice/slurm-")
     else:
         assert job["StdOut"] == "/dev/null"
-    assert f"JUPYTERHUB_DEFAULT_URL={options['default_url']}" in script
-    assert f"JUPYTERHUB_ROOT_DIR={options['root_dir']}" in script
+    # values reach the script shell-quoted (a "~" stays for jupyterhub-singleuser to expand)
+    assert f"export JUPYTERHUB_DEFAULT_URL={shlex.quote(options['default_url'])}\n" in script
+    assert f"export JUPYTERHUB_ROOT_DIR={shlex.quote(options['root_dir'])}\n" in script
     if "environment_modules" in options:
         assert f"module load {options['environment_modules']}" in script
     assert "export PATH=/opt/moss-jobenv/bin" in script
