@@ -25,7 +25,7 @@ from dataclasses import dataclass, replace
 from .hubs import CACHE, Hub, Implementation, ensure_reference_venv, implementations, running_hub
 from .jobs import cancel_bench_jobs
 from .report import DOC, Results, machine_info, results_section, write_doc
-from .scenarios import page
+from .scenarios import page, polling, spawn
 from .settings import FULL, QUICK, Settings
 
 ScenarioRun = Callable[
@@ -46,6 +46,14 @@ class Group:
 def groups() -> list[Group]:
     return [
         Group("page", frozenset({1, 2, 3}), page.run),
+        Group("polling", frozenset({4}), polling.run, polling.config),
+        Group("spawn", frozenset({5}), spawn.run_ready),
+        Group(
+            "failure",
+            frozenset({6}),
+            spawn.run_failure,
+            lambda settings: f"c.Spawner.start_timeout = {settings.failure_start_timeout}\n",
+        ),
     ]
 
 

@@ -14,16 +14,22 @@ from collections.abc import Mapping
 from .hubs import BENCH_USER
 
 
+def _run_with_retries(args: list[str], env: Mapping[str, str], attempts: int = 5) -> str:
+    """A read-only Slurm query; the shared controller may be restarting, so try a few times."""
+    for attempt in range(attempts):
+        result = subprocess.run(
+            args, env=dict(env), capture_output=True, text=True, check=False, timeout=30
+        )
+        if result.returncode == 0:
+            return result.stdout
+        if attempt < attempts - 1:
+            time.sleep(2)
+    raise RuntimeError(f"{args[0]} failed: {result.stderr.strip()}")
+
+
 def bench_jobs(env: Mapping[str, str]) -> list[tuple[str, str]]:
     """(job id, state) of every job of the benchmark's user still known to Slurm."""
-    out = subprocess.run(
-        ["squeue", "-h", "-u", BENCH_USER, "-o", "%i %T"],
-        env=dict(env),
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=30,
-    ).stdout
+    out = _run_with_retries(["squeue", "-h", "-u", BENCH_USER, "-o", "%i %T"], env)
     return [tuple(line.split(None, 1)) for line in out.splitlines() if line.strip()]  # type: ignore[misc]
 
 
@@ -46,19 +52,13 @@ def cancel_bench_jobs(env: Mapping[str, str], timeout: float = 60) -> list[str]:
     return jobs
 
 
-def idle_cpus(env: Mapping[str, str], partition: str) -> int:
-    """Idle CPUs of a partition now (sinfo's A/I/O/T), to size a scenario to the cluster."""
-    out = subprocess.run(
-        ["sinfo", "-h", "-p", partition, "-o", "%C"],
-        env=dict(env),
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=30,
-    ).stdout
-    total = 0
+def cpu_counts(env: Mapping[str, str], partition: str) -> tuple[int, int]:
+    """(idle, total) CPUs of a partition now (sinfo's A/I/O/T), to size a scenario."""
+    out = _run_with_retries(["sinfo", "-h", "-p", partition, "-o", "%C"], env)
+    idle = total = 0
     for line in out.split():
         parts = line.split("/")
         if len(parts) == 4:
-            total += int(parts[1])
-    return total
+            idle += int(parts[1])
+            total += int(parts[3])
+    return idle, total

@@ -9,6 +9,7 @@ of a window (someone else's, or midnight UTC) is detected and the window marked 
 
 from __future__ import annotations
 
+import math
 import re
 import subprocess
 from collections.abc import Mapping
@@ -94,10 +95,15 @@ class Window:
         for key, value in other.by_user.items():
             self.by_user[key] = self.by_user.get(key, 0) + value
 
-    def count(self, types: tuple[str, ...] = INFO_TYPES) -> int:
-        return sum(self.by_type.get(name, 0) for name in types)
+    def count(self, types: tuple[str, ...] = INFO_TYPES) -> float:
+        """RPCs of these types in the window; NaN when the counters were reset inside it."""
+        if not self.valid:
+            return math.nan
+        return float(sum(self.by_type.get(name, 0) for name in types))
 
     def breakdown(self, types: tuple[str, ...] = INFO_TYPES) -> str:
+        if not self.valid:
+            return "not counted: sdiag counters were reset during the window"
         parts = [
             f"{name.removeprefix('REQUEST_').lower()} {self.by_type[name]}"
             for name in types

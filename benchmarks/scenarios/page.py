@@ -151,7 +151,7 @@ def _page_view_cost(key: str, windows: list[tuple[Window, int]], results: Result
         note="" if total.valid else "counters reset during the run",
     )
     results.notes.append(
-        f"{key}, scenario 1: {views} spawn-page views cost {total.count()} info RPCs "
+        f"{key}, scenario 1: {views} spawn-page views cost {total.count():.0f} info RPCs "
         f"({total.breakdown()})."
     )
 
@@ -178,10 +178,10 @@ async def _browser_page_views(key, client, spawn_url, settings, env, results, sa
     )
     results.notes.append(
         f"{key}, browser-like page views: {n} views with {extra} load-time fragment requests "
-        f"cost {window.count(types)} RPCs ({window.breakdown(types)}); every view is by the "
+        f"cost {window.count(types):.0f} RPCs ({window.breakdown(types)}); every view is by the "
         "same user, so per-user rate limits apply to all of them."
     )
-    say(f"{key}: {n} browser-like page views, {window.count(types)} RPCs")
+    say(f"{key}: {n} browser-like page views, {window.count(types):.0f} RPCs")
 
 
 async def _live_refresh(key, hub, spawn_url, page_html, settings, env, results, say):
@@ -233,5 +233,5 @@ async def _live_refresh(key, hub, spawn_url, page_html, settings, env, results, 
     )
     results.notes.append(
         f"{key}, scenario 2: polled the {what}; {samples.count} requests in "
-        f"{samples.elapsed:.0f} s cost {window.count()} info RPCs ({window.breakdown()})."
+        f"{samples.elapsed:.0f} s cost {window.count():.0f} info RPCs ({window.breakdown()})."
     )

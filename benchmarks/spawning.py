@@ -1,0 +1,194 @@
+"""Spawning through a hub as the benchmark user, and watching the spawn from outside.
+
+Spawns go through the query string (``GET /hub/spawn[/user/server]?partition=…``), the one way
+in that both implementations document. The hub's REST API (admin token) tells when a server is
+ready or its spawn is over; its progress stream is what the spawn-pending page shows the user.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import pwd
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import httpx
+
+from .hubs import BENCH_USER, JOBENV_BIN, Hub, free_port
+
+#: A small job both implementations accept: 1 CPU for an hour on the cpu partition.
+BASE_OPTIONS = {
+    "partition": "cpu",
+    "nprocs": "1",
+    "runtime": "01:00:00",
+    "environment_id": "default",
+}
+
+
+def api_client(hub: Hub) -> httpx.AsyncClient:
+    return httpx.AsyncClient(headers=hub.api_headers(), timeout=30)
+
+
+async def request_spawn(
+    client: httpx.AsyncClient, hub: Hub, options: Mapping[str, str], server: str = ""
+) -> httpx.Response:
+    """Ask for a spawn as a user's browser does when following a spawn link."""
+    path = f"spawn/{BENCH_USER}/{server}" if server else "spawn"
+    return await client.get(hub.hub_url(path), params=dict(options), follow_redirects=False)
+
+
+async def server_model(api: httpx.AsyncClient, hub: Hub, server: str = "") -> dict | None:
+    """The user's server as the REST API shows it, or None when there is none."""
+    answer = await api.get(hub.api_url(f"users/{BENCH_USER}"))
+    answer.raise_for_status()
+    return (answer.json().get("servers") or {}).get(server)
+
+
+async def wait_ready(api: httpx.AsyncClient, hub: Hub, server: str, timeout: float) -> bool:
+    """Poll until the server is ready (True) or its spawn is over without it (False)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        model = await server_model(api, hub, server)
+        if model is not None and model.get("ready"):
+            return True
+        if model is None or (not model.get("pending") and not model.get("ready")):
+            # Not pending and not ready: gone, or failed. Give a just-requested spawn a moment.
+            await asyncio.sleep(0.1)
+            model = await server_model(api, hub, server)
+            if model is None or (not model.get("pending") and not model.get("ready")):
+                return False
+        await asyncio.sleep(0.1)
+    return False
+
+
+async def wait_answering(client: httpx.AsyncClient, url: str, timeout: float) -> bool:
+    """GET ``url`` (through the proxy, following the OAuth redirects) until it answers 200."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            answer = await client.get(url, follow_redirects=True)
+            if answer.status_code == 200 and answer.url.path.startswith(f"/user/{BENCH_USER}/"):
+                return True
+        except httpx.HTTPError:
+            pass
+        await asyncio.sleep(0.1)
+    return False
+
+
+async def stop_server(api: httpx.AsyncClient, hub: Hub, server: str = "", timeout=90) -> None:
+    """Stop (and for a named server, delete) the server; wait until the hub has let go."""
+    path = f"users/{BENCH_USER}/servers/{server}" if server else f"users/{BENCH_USER}/server"
+    body = {"remove": True} if server else None
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        answer = await api.request("DELETE", hub.api_url(path), json=body)
+        if answer.status_code in (202, 204, 404) or (
+            answer.status_code == 400 and "not running" in answer.text.lower()
+        ):
+            break
+        await asyncio.sleep(0.5)  # e.g. still pending: try again once it has settled
+    while time.monotonic() < deadline:
+        model = await server_model(api, hub, server)
+        if model is None or not (model.get("pending") or model.get("ready")):
+            return
+        await asyncio.sleep(0.2)
+
+
+@dataclass(frozen=True)
+class SpawnOutcome:
+    seconds: float
+    failed: bool
+    message: str
+
+
+async def watch_progress(api: httpx.AsyncClient, hub: Hub, started: float, timeout: float):
+    """Follow the spawn-pending page's event stream until the spawn is ready or has failed.
+
+    ``started`` is the ``time.perf_counter()`` of the spawn request: the outcome's time is when
+    the user's page would show it.
+    """
+    url = hub.api_url(f"users/{BENCH_USER}/server/progress")
+
+    async def follow() -> SpawnOutcome:
+        async with api.stream("GET", url, timeout=timeout) as answer:
+            if answer.status_code != 200:
+                text = (await answer.aread()).decode(errors="replace")
+                return SpawnOutcome(
+                    time.perf_counter() - started,
+                    True,
+                    f"{answer.status_code} from the progress stream: {text[:200]}",
+                )
+            async for line in answer.aiter_lines():
+                if not line.startswith("data:"):
+                    continue
+                event = json.loads(line[5:])
+                if event.get("failed"):
+                    return SpawnOutcome(
+                        time.perf_counter() - started, True, str(event.get("message", ""))
+                    )
+                if event.get("ready"):
+                    return SpawnOutcome(time.perf_counter() - started, False, "ready")
+        return SpawnOutcome(time.perf_counter() - started, True, "progress stream ended")
+
+    return await asyncio.wait_for(follow(), timeout=timeout)
+
+
+# -- the floor: a bare sbatch of a Jupyter server ---------------------------------------------
+
+
+def floor_script(port: int) -> str:
+    """A job that starts JupyterLab from the job-side environment, and nothing else."""
+    home = pwd.getpwnam(BENCH_USER).pw_dir
+    return "\n".join(
+        [
+            "#!/bin/bash",
+            "#SBATCH --job-name=mossbench-floor",
+            "#SBATCH --partition=cpu",
+            "#SBATCH --cpus-per-task=1",
+            "#SBATCH --time=00:10:00",
+            "#SBATCH --output=/dev/null",
+            f"#SBATCH --chdir={home}",
+            # sudo -E keeps root's HOME; Jupyter writes its runtime files under HOME
+            f"export HOME={home}",
+            f"export PATH={JOBENV_BIN}:$PATH",
+            f"exec jupyter-lab --no-browser --ip=127.0.0.1 --port={port} "
+            "--IdentityProvider.token= --ServerApp.password=",
+            "",
+        ]
+    )
+
+
+async def floor_once(env: Mapping[str, str], timeout: float) -> float | None:
+    """Seconds from a bare ``sbatch`` (as the user, like the hubs) until JupyterLab answers."""
+    port = free_port()
+    started = time.perf_counter()
+    process = await asyncio.create_subprocess_exec(
+        "sudo", "-E", "-u", BENCH_USER, "sbatch", "--parsable",
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=dict(env),
+    )  # fmt: skip
+    out, err = await process.communicate(floor_script(port).encode())
+    if process.returncode != 0:
+        raise RuntimeError(f"sbatch failed: {err.decode(errors='replace').strip()}")
+    job_id = out.decode().strip().split(";")[0]
+    try:
+        async with httpx.AsyncClient(timeout=5) as client:
+            deadline = started + timeout
+            while time.perf_counter() < deadline:
+                try:
+                    answer = await client.get(f"http://127.0.0.1:{port}/lab")
+                    if answer.status_code == 200:
+                        return time.perf_counter() - started
+                except httpx.HTTPError:
+                    pass
+                await asyncio.sleep(0.1)
+        return None
+    finally:
+        cancel = await asyncio.create_subprocess_exec(
+            "scancel", job_id, env=dict(env), stdout=asyncio.subprocess.DEVNULL
+        )
+        await cancel.wait()
