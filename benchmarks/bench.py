@@ -2,7 +2,7 @@
 
 Run through ``benchmarks/run`` (which starts the cluster and sets its environment)::
 
-    benchmarks/run              # the full run (about 15 minutes)
+    benchmarks/run              # the full run (about 25 minutes)
     benchmarks/run --quick      # a few seconds per scenario, to check that everything works
     benchmarks/run --only 1-3   # some scenarios only
 
@@ -41,6 +41,9 @@ class Group:
     numbers: frozenset[int]
     run: ScenarioRun
     config: Callable[[Settings], str] = lambda _settings: ""
+
+
+ALL_SCENARIOS = frozenset(range(1, 7))
 
 
 def groups() -> list[Group]:
@@ -87,7 +90,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="run 'sdiag -r' before each window (before/after differences are used anyway)",
     )
     parser.add_argument(
-        "--no-doc", action="store_true", help=f"print the table only; leave {DOC.name} alone"
+        "--no-doc",
+        action="store_true",
+        help=f"print the table only; leave {DOC.name} alone (the default when --only or "
+        "--implementations leaves something out)",
     )
     return parser.parse_args(argv)
 
@@ -143,7 +149,10 @@ async def main(argv: list[str] | None = None) -> int:
     info["duration"] = f"{(time.monotonic() - started) / 60:.1f} min"
     section = results_section(results, info)
     print(section)
-    if not args.no_doc:
+    complete = only >= ALL_SCENARIOS and len(chosen) == len(implementations(1))
+    if args.no_doc or not complete:
+        say(f"{DOC} left as it was (only a complete run of both hubs writes it)")
+    else:
         write_doc(section)
         say(f"wrote {DOC}")
     return 0
