@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import pwd
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -686,13 +687,13 @@ ESTIMATE_SCRIPT = "#!/bin/sh\ntrue\n"
 _estimators: dict[tuple, StartEstimator] = {}
 
 
-def estimate_args(options: UserOptions, part: PartitionLimits, *, home: str) -> list[str]:
+def estimate_args(options: UserOptions, part: PartitionLimits, *, home: str = "") -> list[str]:
     """The sbatch options of the real submission that decide where and when it runs."""
     args = [
         f"--partition={options.partition}",
         f"--cpus-per-task={options.nprocs}",
         f"--time={options.runtime}",
-        f"--chdir={home}",
+        *([f"--chdir={home}"] if home else []),
         "--output=/dev/null",
     ]
     if options.memory:
@@ -703,6 +704,14 @@ def estimate_args(options: UserOptions, part: PartitionLimits, *, home: str) -> 
     if options.reservation:
         args.append(f"--reservation={options.reservation}")
     return [*args, *options.options]
+
+
+def _home_of(user_name: str) -> str:
+    # sbatch as the user needs a folder the user may enter, as the real submission has
+    try:
+        return pwd.getpwnam(user_name).pw_dir
+    except KeyError:
+        return ""
 
 
 def _estimator(spawner: MOSlurmSpawner) -> StartEstimator:
@@ -720,10 +729,11 @@ async def start_estimate(
     try:
         options = await spawner.validate_options(values)
         part = (await spawner.partition_limits())[options.partition]
-        args = estimate_args(options, part, home=spawner.user_home())
+        args = estimate_args(options, part, home=_home_of(user_name))
         estimate = await _estimator(spawner).estimate(user_name, args, ESTIMATE_SCRIPT)
     except Exception as error:  # an estimate is a nicety: never an error on the page
-        log.debug("no start estimate for %s: %s", user_name, error)
+        # Slurm's refusals are None above; reaching here is a bug worth seeing in the log
+        log.warning("no start estimate for %s: %r", user_name, error)
         return None
     return describe_estimate(estimate, now) if estimate is not None else None
 
