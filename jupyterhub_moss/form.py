@@ -13,6 +13,7 @@ those limits) → :class:`FormView` → HTML.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import pwd
@@ -343,9 +344,14 @@ class AvailabilityView:
 
     @property
     def hx_trigger(self) -> str:
-        # Poll only while the page is visible, and refresh at once when it becomes visible again.
+        # Poll only while the page is visible, and refresh at once when it becomes visible
+        # again; a change in the form moves the highlighted row (all from the shared snapshot).
         visible = "[document.visibilityState === 'visible']"
-        return f"every {self.refresh_seconds}s {visible}, visibilitychange{visible} from:document"
+        return (
+            f"every {self.refresh_seconds}s {visible}, "
+            f"visibilitychange{visible} from:document, "
+            "change from:closest form"
+        )
 
 
 @dataclass(frozen=True)
@@ -730,7 +736,14 @@ async def start_estimate(
         options = await spawner.validate_options(values)
         part = (await spawner.partition_limits())[options.partition]
         args = estimate_args(options, part, home=_home_of(user_name))
-        estimate = await _estimator(spawner).estimate(user_name, args, ESTIMATE_SCRIPT)
+        estimator = _estimator(spawner)
+        estimate = await estimator.estimate(user_name, args, ESTIMATE_SCRIPT)
+        if estimate is None:
+            # None is also the answer when this user asked for another estimate moments ago
+            # (the Slurm layer spaces them out): ask once more when that spacing has passed.
+            # A request that failed for real is then answered from the estimator's cache.
+            await asyncio.sleep(estimator.min_spacing)
+            estimate = await estimator.estimate(user_name, args, ESTIMATE_SCRIPT)
     except Exception as error:  # an estimate is a nicety: never an error on the page
         # Slurm's refusals are None above; reaching here is a bug worth seeing in the log
         log.warning("no start estimate for %s: %r", user_name, error)
