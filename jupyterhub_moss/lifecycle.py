@@ -311,6 +311,24 @@ class SlurmJobLifecycle(SlurmSpawner):
         """,
     ).tag(config=True)
 
+    pending_backoff_after = Float(
+        30.0,
+        help="""
+        Seconds a job may pend before the hub looks at it every ``pending_poll_interval``
+        instead of every ``startup_poll_interval``.
+        """,
+    ).tag(config=True)
+
+    pending_poll_interval = Float(
+        10.0,
+        help="""
+        Seconds between two looks at a job that has pended longer than
+        ``pending_backoff_after``: waiting for resources can take hours, and a queue full of
+        spawns should not keep slurmctld busy. A job cancelled while it pends is noticed
+        within this time.
+        """,
+    ).tag(config=True)
+
     stop_confirm_timeout = Float(
         30.0,
         help="""
@@ -462,8 +480,10 @@ class SlurmJobLifecycle(SlurmSpawner):
     async def _wait_until_running(self, job_id: str, progress: JobProgress) -> str:
         """Wait through the queue; return the node. Raises SpawnFailed if the job ends."""
         poller = self.job_poller()
-        interval = self._startup_interval()
+        loop = asyncio.get_running_loop()
+        submitted = loop.time()
         while True:
+            interval = self._queue_interval(loop.time() - submitted)
             status = await poller.status(job_id, max_age=interval)
             if status is None:
                 if poller.last_error and not (progress.last_message or "").startswith("Slurm"):
@@ -509,6 +529,13 @@ class SlurmJobLifecycle(SlurmSpawner):
 
     def _startup_interval(self) -> float:
         return max(float(self.startup_poll_interval), 1.0)
+
+    def _queue_interval(self, waited: float) -> float:
+        """Look often at a job just submitted (most start or fail at once), less at one that
+        has waited in the queue for a while."""
+        if waited < self.pending_backoff_after:
+            return self._startup_interval()
+        return max(float(self.pending_poll_interval), self._startup_interval())
 
     def report_port(self, port: int) -> bool:
         """Called by the port-report handler: the job's server listens on ``port``.
