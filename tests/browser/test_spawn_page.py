@@ -107,6 +107,7 @@ def test_switching_partitions_and_tabs_changes_the_limits(hub, page, console_err
     page.select_option("select[name=nprocs]", "4")
     page.click("#moss-tab-advanced")
     page.wait_for_selector("select[name=partition]")
+    assert page.evaluate("document.activeElement.id") == "moss-tab-advanced"  # focus kept
     assert page.input_value("select[name=partition]") == "gpu"
     assert page.input_value("input[name=nprocs]") == "4"  # carried over
     assert page.get_attribute("input[name=ngpus]", "max") == "2"

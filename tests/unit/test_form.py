@@ -497,6 +497,23 @@ def test_rejected_values_are_escaped():
     assert soup.select_one("#moss-memory-error").text == PAYLOAD
 
 
+def test_reservation_names_from_slurm_are_escaped():
+    now = datetime.now(timezone.utc)
+    hostile = Reservation(PAYLOAD, "ACTIVE", now, None, ("alice",), (), PAYLOAD, "c1", ())
+    html = asyncio.run(
+        form.render_fragment(
+            make_spawner(snap=snapshot(reservations=[hostile])),
+            "body",
+            form.FormTarget("alice"),
+            {"moss_tab": [b"advanced"]},
+        )
+    )
+    assert "<script>alert(1)" not in html
+    option = BeautifulSoup(html, "html.parser").select_one("#moss-reservation-list option")
+    assert option["value"] == PAYLOAD
+    assert PAYLOAD in option.text
+
+
 def test_xsrf_header_is_plain_json_from_the_live_request_only():
     spawner = make_spawner()
     spawner.handler = types.SimpleNamespace(_finished=False, xsrf_token=b"tok'en\"<")
