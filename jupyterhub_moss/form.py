@@ -231,7 +231,8 @@ def infer_tab(values: Mapping[str, str], limits: Mapping[str, PartitionLimits]) 
     part = limits.get(values.get("partition", ""))
     if part is None:
         return SIMPLE
-    if part not in tab_partitions(limits, SIMPLE) or advanced_values_in(values):
+    simple_names = {p.name for p in tab_partitions(limits, SIMPLE)}
+    if part.name not in simple_names or advanced_values_in(values):
         return ADVANCED
     nprocs = _int_or_none(values.get("nprocs", ""))
     if nprocs is not None and nprocs not in part.cpu_choices():
