@@ -17,6 +17,7 @@ __all__ = [
     "FALLBACK_MAX_NPROCS",
     "UNKNOWN_STATE",
     "PartitionLimits",
+    "SimpleChoices",
     "gres_template_from_slurm",
     "merge_partition_limits",
 ]
@@ -31,6 +32,18 @@ UNKNOWN_STATE = "unknown"
 
 #: Simple-tab run times offered by default, in hours (the reference offers the same).
 DEFAULT_RUNTIME_HOURS = (1, 2, 4, 6, 8, 12)
+
+
+@dataclass(frozen=True)
+class SimpleChoices:
+    """What the Simple tab offers, from the spawner's traits; limits cap every choice."""
+
+    #: CPU counts offered on every partition.
+    cpu_counts: tuple[int, ...] = (1, 2, 4)
+    #: Fractions of the partition's largest node, e.g. 0.25 for a quarter.
+    node_fractions: tuple[float, ...] = (0.25, 0.5, 1.0)
+    #: Run times, in hours.
+    runtime_hours: tuple[float, ...] = DEFAULT_RUNTIME_HOURS
 
 
 @dataclass(frozen=True)
@@ -49,6 +62,7 @@ class PartitionLimits:
     environments: dict[str, JupyterEnvironment] = field(hash=False)
     state: str = UNKNOWN_STATE  # "up", "down", "drain", "inactive" or "unknown"
     known_to_slurm: bool = False
+    simple_choices: SimpleChoices = field(default_factory=SimpleChoices)
 
     @property
     def has_gpus(self) -> bool:
@@ -66,17 +80,21 @@ class PartitionLimits:
         return self.gpu_template.replace("{}", str(ngpus))
 
     def cpu_choices(self) -> list[int]:
-        """Simple-tab CPU counts: 1, 2, 4, a quarter, a half and all of a node, within the limit."""
-        wanted = (1, 2, 4, self.max_nprocs // 4, self.max_nprocs // 2, self.max_nprocs)
+        """Simple-tab CPU counts (by default 1, 2, 4, a quarter, a half and all of a node)."""
+        choices = self.simple_choices
+        fractions = (int(self.max_nprocs * f) for f in choices.node_fractions)
+        wanted = (*choices.cpu_counts, *fractions)
         return sorted({n for n in wanted if 1 <= n <= self.max_nprocs})
 
-    def runtime_choices(self, hours: Iterable[int] = DEFAULT_RUNTIME_HOURS) -> list[int]:
+    def runtime_choices(self, hours: Iterable[float] | None = None) -> list[int]:
         """Simple-tab run times in seconds, those within ``max_runtime``.
 
         When the limit is shorter than every choice, the limit itself is the only choice, so
         the Simple tab never has nothing to offer.
         """
-        seconds = sorted({int(h) * 3600 for h in hours if h > 0})
+        if hours is None:
+            hours = self.simple_choices.runtime_hours
+        seconds = sorted({int(h * 3600) for h in hours if h > 0})
         if self.max_runtime is None:
             return seconds
         fitting = [s for s in seconds if s <= self.max_runtime]
@@ -105,7 +123,9 @@ def _max_ngpus_from_slurm(info: PartitionInfo, template: str) -> int:
     return info.max_gpus_per_node
 
 
-def _limits_for(name: str, config: PartitionConfig, info: PartitionInfo | None) -> PartitionLimits:
+def _limits_for(
+    name: str, config: PartitionConfig, info: PartitionInfo | None, choices: SimpleChoices
+) -> PartitionLimits:
     """Admin values win; Slurm fills in what the admin left out."""
     if config.gpu is not None:
         gpu_template = config.gpu
@@ -143,19 +163,26 @@ def _limits_for(name: str, config: PartitionConfig, info: PartitionInfo | None) 
         environments=dict(config.jupyter_environments),
         state=info.state if info else UNKNOWN_STATE,
         known_to_slurm=info is not None,
+        simple_choices=choices,
     )
 
 
 def merge_partition_limits(
     configs: Mapping[str, PartitionConfig],
     slurm: Mapping[str, PartitionInfo] | None,
+    choices: SimpleChoices | None = None,
 ) -> dict[str, PartitionLimits]:
     """Limits for every configured partition, in the admin's order.
 
     ``slurm`` is the latest snapshot's partitions by name, or ``None`` when Slurm has not answered
     yet. Only configured partitions are offered: Slurm partitions the admin did not list are left
     out. A configured partition Slurm does not know is kept with ``known_to_slurm=False`` and
-    state ``"unknown"`` (a submission to it then fails with Slurm's own message).
+    state ``"unknown"`` (a submission to it then fails with Slurm's own message). ``choices`` is
+    what the Simple tab offers (the spawner's traits), capped by each partition's limits.
     """
     known = slurm or {}
-    return {name: _limits_for(name, config, known.get(name)) for name, config in configs.items()}
+    choices = choices or SimpleChoices()
+    return {
+        name: _limits_for(name, config, known.get(name), choices)
+        for name, config in configs.items()
+    }

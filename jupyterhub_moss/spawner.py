@@ -19,7 +19,7 @@ from traitlets import Bool, Dict, Float, Integer, List, TraitError, Unicode, def
 from . import form
 from .config import PartitionConfig, PartitionConfigError, load_partitions
 from .lifecycle import SlurmJobLifecycle
-from .limits import PartitionLimits, merge_partition_limits
+from .limits import DEFAULT_RUNTIME_HOURS, PartitionLimits, SimpleChoices, merge_partition_limits
 from .options import (
     OptionsPolicy,
     UserOptions,
@@ -190,6 +190,33 @@ class MOSlurmSpawner(SlurmJobLifecycle, SlurmSpawner):
         """,
     ).tag(config=True)
 
+    simple_cpu_counts = List(
+        Integer(),
+        default_value=[1, 2, 4],
+        help="""
+        CPU counts the Simple tab offers on every partition, besides the fractions of a node
+        in ``simple_node_fractions``. Counts above a partition's ``max_nprocs`` are left out.
+        """,
+    ).tag(config=True)
+
+    simple_node_fractions = List(
+        Float(),
+        default_value=[0.25, 0.5, 1.0],
+        help="""
+        Fractions of the partition's largest node the Simple tab offers as CPU counts (by
+        default a quarter, a half and the whole node), rounded down.
+        """,
+    ).tag(config=True)
+
+    simple_runtime_hours = List(
+        Float(),
+        default_value=list(DEFAULT_RUNTIME_HOURS),
+        help="""
+        Job durations, in hours, the Simple tab offers. Those above a partition's
+        ``max_runtime`` are left out; when all are, the maximum itself is offered.
+        """,
+    ).tag(config=True)
+
     # -- the cluster view and the limits ----------------------------------------------------
 
     def slurm_runner(self) -> SlurmRunner:
@@ -219,8 +246,13 @@ class MOSlurmSpawner(SlurmJobLifecycle, SlurmSpawner):
             return None
 
     def limits_from(self, snapshot: ClusterSnapshot | None) -> dict[str, PartitionLimits]:
+        choices = SimpleChoices(
+            cpu_counts=tuple(self.simple_cpu_counts),
+            node_fractions=tuple(self.simple_node_fractions),
+            runtime_hours=tuple(self.simple_runtime_hours),
+        )
         return merge_partition_limits(
-            self.partition_configs, snapshot.partitions if snapshot else None
+            self.partition_configs, snapshot.partitions if snapshot else None, choices
         )
 
     async def partition_limits(self) -> dict[str, PartitionLimits]:
@@ -261,7 +293,12 @@ class MOSlurmSpawner(SlurmJobLifecycle, SlurmSpawner):
 
     async def options_from_query(self, query_data: Mapping[str, Any]) -> dict[str, str]:
         raw = {k: v for k, v in normalise_query(query_data).items() if k not in FORM_ONLY_KEYS}
-        return (await self.validate_options(raw)).to_saved()
+        try:
+            return (await self.validate_options(raw)).to_saved()
+        except InvalidUserOptions as exc:
+            # JupyterHub falls back to the form: show the messages next to their fields there
+            form.remember_rejected_submission(self, raw, exc.errors)
+            raise
 
     @default("apply_user_options")
     def _default_apply_user_options(self):
