@@ -175,8 +175,8 @@ def normalise_query(args: Mapping[str, Any]) -> dict[str, Any]:
 
 
 _RUNTIME_RE = re.compile(
-    r"^(?:(?P<days>\d{1,4})-(?P<dh>\d{1,5})(?::(?P<dm>\d{1,5})(?::(?P<ds>\d{1,5}))?)?"
-    r"|(?P<a>\d{1,7})(?::(?P<b>\d{1,5})(?::(?P<c>\d{1,5}))?)?)$"
+    r"^(?:(?P<days>[0-9]{1,4})-(?P<dh>[0-9]{1,5})(?::(?P<dm>[0-9]{1,5})(?::(?P<ds>[0-9]{1,5}))?)?"
+    r"|(?P<a>[0-9]{1,7})(?::(?P<b>[0-9]{1,5})(?::(?P<c>[0-9]{1,5}))?)?)$"
 )
 
 
@@ -208,7 +208,7 @@ def format_runtime(seconds: int) -> str:
     return f"{days}-{clock}" if days else clock
 
 
-_MEMORY_RE = re.compile(r"^(?P<amount>\d{1,12})\s*(?P<unit>[KMGT])?B?$", re.IGNORECASE)
+_MEMORY_RE = re.compile(r"^(?P<amount>[0-9]{1,12}) *(?P<unit>[KMGT])?B?$", re.IGNORECASE | re.ASCII)
 _MB_PER_UNIT = {"K": 1 / 1024, "M": 1, "G": 1024, "T": 1024 * 1024}
 
 
@@ -275,7 +275,7 @@ def _whole_number(value: Any) -> int | None:
     text = _as_text(value)
     if not text:
         return None
-    if not re.fullmatch(r"-?\d{1,9}", text):
+    if not re.fullmatch(r"-?[0-9]{1,9}", text):
         raise _Invalid(f"expected a whole number, got {_shown(text)}")
     return int(text)
 

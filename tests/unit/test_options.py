@@ -208,6 +208,11 @@ def test_runtime_reads_like_slurm(text, seconds):
         ({"memory": "1.5G"}, "memory", "memory: expected a Slurm size such as 512M or 16G"),
         ({"memory": "-1"}, "memory", "memory: expected a Slurm size"),
         ({"memory": "lots"}, "memory", "memory: expected a Slurm size"),
+        # regression: KELVIN SIGN matched [K] case-insensitively, then crashed the unit lookup
+        ({"memory": "1\u212a"}, "memory", "memory: expected a Slurm size"),
+        ({"memory": "\u0663G"}, "memory", "memory: expected a Slurm size"),  # Arabic-Indic 3
+        ({"nprocs": "\u0663"}, "nprocs", "nprocs: expected a whole number"),
+        ({"runtime": "\u0661:00:00"}, "runtime", "runtime: expected hh:mm:ss"),
         ({"runtime": "1-00:00:01"}, "runtime", "runtime: at most 1-00:00:00 on cpu"),
         ({"partition": "gpu", "runtime": "721"}, "runtime", "runtime: at most 12:00:00 on gpu"),
         ({"partition": "debug", "runtime": "2:00:00"}, "runtime", "at most 01:00:00 on debug"),
