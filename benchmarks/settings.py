@@ -14,6 +14,8 @@ class Settings:
     # 2./3. live refresh: viewers polling at the (shortened) page interval
     viewers: int = 50
     viewer_seconds: float = 60.0
+    few_viewers: int = 10  # a smaller audience first, to show how the controller's cost grows
+    few_viewer_seconds: float = 30.0
     refresh_seconds: int = 5  # the page interval; ours' cluster view refreshes as often
     # 4. status polling
     running_servers: int = 10
@@ -39,6 +41,8 @@ QUICK = replace(
     concurrent_seconds=3.0,
     viewers=10,
     viewer_seconds=10.0,
+    few_viewers=2,
+    few_viewer_seconds=10.0,
     running_servers=2,
     pending_spawns=1,
     polling_seconds=15.0,

@@ -195,14 +195,10 @@ async def _live_refresh(key, hub, spawn_url, page_html, settings, env, results, 
         what = "full spawn page (no fragment to poll)"
     interval = float(settings.refresh_seconds)
     v, seconds = settings.viewers, settings.viewer_seconds
-    clients = await logins(hub.hub_url(), BENCH_USER, v)
-    try:
-        window = Window(env, reset=settings.sdiag_reset)
-        window.start()
-        samples = await periodic_viewers(clients, url, interval, seconds, headers)
-        window.stop()
-    finally:
-        await close_all(clients)
+    # A few viewers first: the controller's cost at two audience sizes shows how it grows.
+    few, few_seconds = settings.few_viewers, settings.few_viewer_seconds
+    _, few_window = await _viewing(hub, url, headers, few, few_seconds, settings, env)
+    samples, window = await _viewing(hub, url, headers, v, seconds, settings, env)
     say(f"{key}: {v} viewers, p99 {_ms(samples.percentile(99)):.1f} ms, {samples.errors} errors")
     label = f"{v} viewers every {interval:g} s for {seconds:g} s"
     results.put(key, S2, f"p99 ({label})", _ms(samples.percentile(99)), unit="ms")
@@ -219,11 +215,19 @@ async def _live_refresh(key, hub, spawn_url, page_html, settings, env, results, 
     per_minute = window.count() / samples.elapsed * 60
     partition_per_minute = window.count(("REQUEST_PARTITION_INFO",)) / samples.elapsed * 60
     valid = "" if window.valid else "counters reset during the run"
+    few_per_minute = few_window.count() / few_seconds * 60
+    results.put(
+        key,
+        S3,
+        f"info RPCs per minute of {few} viewers",
+        few_per_minute,
+        note="" if few_window.valid else "counters reset during the run",
+    )
     results.put(key, S3, f"info RPCs per minute of {v} viewers", per_minute, note=valid)
     results.put(
         key,
         S3,
-        f"sinfo runs per minute of {v} viewers (partition-info RPCs)",
+        f"partition-info RPCs (one per sinfo) per minute of {v} viewers",
         partition_per_minute,
         note=valid,
         target=Target(
@@ -235,3 +239,18 @@ async def _live_refresh(key, hub, spawn_url, page_html, settings, env, results, 
         f"{key}, scenario 2: polled the {what}; {samples.count} requests in "
         f"{samples.elapsed:.0f} s cost {window.count():.0f} info RPCs ({window.breakdown()})."
     )
+
+
+async def _viewing(hub, url, headers, viewers, seconds, settings, env) -> tuple[Samples, Window]:
+    """``viewers`` logged-in clients polling ``url`` for ``seconds``, inside one sdiag window."""
+    clients = await logins(hub.hub_url(), BENCH_USER, viewers)
+    try:
+        window = Window(env, reset=settings.sdiag_reset)
+        window.start()
+        samples = await periodic_viewers(
+            clients, url, float(settings.refresh_seconds), seconds, headers
+        )
+        window.stop()
+    finally:
+        await close_all(clients)
+    return samples, window
