@@ -4,19 +4,25 @@ This module switches dev/cluster to its multi layout (nodes c1 and c2 in cpu/deb
 each its own slurmd) for its tests, and back to the single layout at the end: other tests use
 that one. Switching cancels every job on the cluster.
 
-Node names resolve through the '127.0.0.1 c1 c2 g1' line dev/cluster adds to /etc/hosts, so a
-server "on c1" listens on this machine; what the test shows is that the hub reaches each job
-through the node name Slurm reports for it.
+Where the kernel allows it, dev/cluster runs each node's slurmd in a network namespace of its
+own (c1 is 10.77.0.11 on a bridge, and so on; /etc/hosts says so), so a job on c1 listens on
+c1's address and is unreachable through this machine's 127.0.0.1. The hub listens on the
+bridge's address (``MOSS_CLUSTER_HUB_ADDR``) for the jobs to report to it. Without namespaces
+every node is 127.0.0.1 and the tests still show that the hub goes through the node name
+Slurm reports.
 """
 
 from __future__ import annotations
 
 import re
+import socket
 import subprocess
+import textwrap
 import time
+from pathlib import Path
 
 import pytest
-from support.infra import CLUSTER_SCRIPT
+from support.infra import CLUSTER_SCRIPT, running_cluster
 from support.spawning import (
     cancel,
     lifecycle_config,
@@ -52,22 +58,48 @@ def switch_layout(layout: str) -> None:
 def multi_cluster(slurm_cluster):
     switch_layout("multi")
     try:
-        yield slurm_cluster
+        yield running_cluster()  # its env has the multi layout's MOSS_CLUSTER_HUB_ADDR
     finally:
         switch_layout("single")
+
+
+def multi_config(cluster, extra: str = "") -> str:
+    """The lifecycle config, with the hub's API where the nodes can reach it."""
+    addr = cluster.env.get("MOSS_CLUSTER_HUB_ADDR", "127.0.0.1")
+    return lifecycle_config(
+        textwrap.dedent(
+            f"""
+            from urllib.parse import urlsplit as _urlsplit
+            _hub_port = _urlsplit(c.JupyterHub.hub_bind_url).port
+            c.JupyterHub.hub_bind_url = f"http://{addr}:{{_hub_port}}"
+            """
+        )
+        + extra
+    )
+
+
+def network_namespaces() -> bool:
+    return Path("/var/run/netns/moss-c1").exists()
+
+
+def listening_port(hub_log: str, server: str, node: str) -> int:
+    match = re.search(rf"/user/alice/{server}/ => http://{node}:(\d+)", hub_log)
+    assert match, f"no route to {node} for {server}"
+    return int(match.group(1))
 
 
 def test_a_spawn_on_each_node_is_reached_through_the_node_name_slurm_reports(
     multi_cluster, hub_factory
 ):
     env = multi_cluster.env
-    hub = hub_factory(extra_config=lifecycle_config(), env=env)
+    hub = hub_factory(extra_config=multi_config(multi_cluster), env=env)
     api = hub.api()
     servers = {"whole-a": WHOLE_CPU_NODE, "whole-b": WHOLE_CPU_NODE, "gpu": ONE_GPU}
     job_ids = []
     try:
         for name, options in servers.items():
-            assert request_spawn(api, "alice", options, name).status_code in (201, 202)
+            response = request_spawn(api, "alice", options, name)
+            assert response.status_code in (201, 202), response.text
             wait_until_ready(api, "alice", name)
             job_ids.append(server_state(api, "alice", name)["job_id"])
         nodes = {name: server_state(api, "alice", name)["job_node"] for name in servers}
@@ -81,11 +113,25 @@ def test_a_spawn_on_each_node_is_reached_through_the_node_name_slurm_reports(
                 env, "squeue", "-h", "-j", job_ids[list(servers).index(name)], "-o", "%B"
             ).stdout.strip()
             assert batch_host == node
-            assert re.search(rf"/user/alice/{name}/ => http://{node}:\d+", hub.log())
+            port = listening_port(hub.log(), name, node)
             status = user_client(hub, token).get(f"user/alice/{name}/api/status")
             assert status.status_code == 200, (name, node, status.text)
+            if network_namespaces():
+                # The server is on the node's own address, not on this machine's loopback.
+                address = socket.gethostbyname(node)
+                assert address.startswith("10.77.0.")
+                assert connects(address, port)
+                assert not connects("127.0.0.1", port)
     finally:
         cancel(env, job_ids)
+
+
+def connects(address: str, port: int) -> bool:
+    try:
+        socket.create_connection((address, port), timeout=3).close()
+    except OSError:
+        return False
+    return True
 
 
 def rpc_count_of(env, user: str) -> int:
@@ -108,8 +154,9 @@ def test_ten_servers_and_five_pending_spawns_cost_slurmctld_a_few_requests_a_min
     squeue is two RPCs (job info, partition info).
     """
     env = multi_cluster.env
-    config = lifecycle_config(
-        'c.Spawner.poll_interval = 30\nc.MOSlurmSpawner.slurm_query_prefix = "sudo -E -u nobody"\n'
+    config = multi_config(
+        multi_cluster,
+        'c.Spawner.poll_interval = 30\nc.MOSlurmSpawner.slurm_query_prefix = "sudo -E -u nobody"\n',
     )
     hub = hub_factory(extra_config=config, env=env)
     api = hub.api()
