@@ -20,10 +20,10 @@ import sys
 import time
 import traceback
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from .hubs import CACHE, Hub, Implementation, ensure_reference_venv, implementations, running_hub
-from .jobs import cancel_bench_jobs
+from .jobs import cancel_bench_jobs, node_names, other_jobs
 from .report import DOC, Results, machine_info, results_section, write_doc
 from .scenarios import page, polling, spawn
 from .settings import FULL, QUICK, Settings
@@ -58,6 +58,36 @@ def groups() -> list[Group]:
             lambda settings: f"c.Spawner.start_timeout = {settings.failure_start_timeout}\n",
         ),
     ]
+
+
+@dataclass
+class Quietness:
+    """What else was going on: other users' jobs, and whether the cluster's nodes changed."""
+
+    most_other_jobs: int = 0
+    layouts: list[str] = field(default_factory=list)
+
+    def look(self, env: Mapping[str, str]) -> None:
+        try:
+            self.most_other_jobs = max(self.most_other_jobs, other_jobs(env))
+            nodes = node_names(env)
+        except RuntimeError:
+            return
+        if not self.layouts or self.layouts[-1] != nodes:
+            self.layouts.append(nodes)
+
+    def summary(self) -> str:
+        if self.most_other_jobs == 0 and len(self.layouts) <= 1:
+            return "quiet: no other jobs seen between scenarios"
+        parts = []
+        if self.most_other_jobs:
+            parts.append(f"other users' jobs seen between scenarios: up to {self.most_other_jobs}")
+        if len(self.layouts) > 1:
+            parts.append("the cluster was restarted with other nodes: " + " → ".join(self.layouts))
+        return "NOT quiet: " + "; ".join(parts) + " (a smoke test, not figures to publish)"
+
+
+quiet = Quietness()
 
 
 def say(message: str) -> None:
@@ -108,6 +138,7 @@ async def run_group(
     root = CACHE / "runs" / f"{group.name}-{implementation.key}"
     say(f"{group.name}: starting a hub for {implementation.label}")
     cancel_bench_jobs(env)
+    quiet.look(env)
     try:
         with running_hub(implementation, root, group.config(settings)) as hub:
             await group.run(hub, settings, env, results, say)
@@ -119,6 +150,7 @@ async def run_group(
             f"{type(error).__name__}: {str(error)[:300]} (hub log: {root / 'jupyterhub.log'})"
         )
     finally:
+        quiet.look(env)
         leaked = cancel_bench_jobs(env)
         if leaked:
             say(f"cancelled leftover benchmark jobs {', '.join(leaked)}")
@@ -147,6 +179,7 @@ async def main(argv: list[str] | None = None) -> int:
     mode = "quick (--quick: smoke run, not for comparison)" if settings.quick else "full"
     info = machine_info(mode)
     info["duration"] = f"{(time.monotonic() - started) / 60:.1f} min"
+    info["cluster"] = quiet.summary()
     section = results_section(results, info)
     print(section)
     complete = only >= ALL_SCENARIOS and len(chosen) == len(implementations(1))

@@ -62,3 +62,14 @@ def cpu_counts(env: Mapping[str, str], partition: str) -> tuple[int, int]:
             idle += int(parts[1])
             total += int(parts[3])
     return idle, total
+
+
+def other_jobs(env: Mapping[str, str]) -> int:
+    """Jobs of anyone but the benchmark's user: a sign that the cluster is not quiet."""
+    out = _run_with_retries(["squeue", "-h", "-o", "%u"], env)
+    return sum(1 for user in out.split() if user != BENCH_USER)
+
+
+def node_names(env: Mapping[str, str]) -> str:
+    """The cluster's nodes, to notice a layout change (a restart) in the middle of a run."""
+    return " ".join(sorted(set(_run_with_retries(["sinfo", "-h", "-N", "-o", "%N"], env).split())))
