@@ -249,7 +249,7 @@ def hub_config(
         c = get_config()  # noqa: F821
         jupyterhub_moss.set_config(c)
         c.JupyterHub.bind_url = "http://127.0.0.1:{port}/"
-        c.JupyterHub.hub_bind_url = "http://127.0.0.1:{hub_port}"
+        c.JupyterHub.hub_bind_url = "http://{hub_address()}:{hub_port}"
         c.ConfigurableHTTPProxy.api_url = "http://127.0.0.1:{proxy_api_port}"
         c.ConfigurableHTTPProxy.should_start = True
         c.JupyterHub.db_url = "sqlite:///{root}/jupyterhub.sqlite"
@@ -270,6 +270,11 @@ def hub_config(
         """
     )
     return "\n".join([common, textwrap.dedent(implementation.own_config), textwrap.dedent(extra)])
+
+
+def hub_address() -> str:
+    """Where jobs reach the hub's API: loopback, or the bridge of the multi-node layout."""
+    return os.environ.get("MOSS_CLUSTER_HUB_ADDR") or "127.0.0.1"
 
 
 def hub_environment() -> dict[str, str]:

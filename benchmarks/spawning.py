@@ -10,6 +10,9 @@ from __future__ import annotations
 import asyncio
 import json
 import pwd
+import secrets
+import socket
+import subprocess
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -138,8 +141,12 @@ async def watch_progress(api: httpx.AsyncClient, hub: Hub, started: float, timeo
 # -- the floor: a bare sbatch of a Jupyter server ---------------------------------------------
 
 
-def floor_script(port: int) -> str:
-    """A job that starts JupyterLab from the job-side environment, and nothing else."""
+def floor_script(port: int, token: str) -> str:
+    """A job that starts JupyterLab from the job-side environment, and nothing else.
+
+    It listens on its node's address, as the hub would reach a server there (127.0.0.1 on the
+    single-node layout, the node's own address in the multi-node layout's namespaces).
+    """
     home = pwd.getpwnam(BENCH_USER).pw_dir
     return "\n".join(
         [
@@ -153,16 +160,29 @@ def floor_script(port: int) -> str:
             # sudo -E keeps root's HOME; Jupyter writes its runtime files under HOME
             f"export HOME={home}",
             f"export PATH={JOBENV_BIN}:$PATH",
-            f"exec jupyter-lab --no-browser --ip=127.0.0.1 --port={port} "
-            "--IdentityProvider.token= --ServerApp.password=",
+            'address=$(getent ahostsv4 "$SLURMD_NODENAME" | head -n 1 | cut -d " " -f 1)',
+            f'exec jupyter-lab --no-browser --ip="${{address:-127.0.0.1}}" --port={port} '
+            f"--IdentityProvider.token={token}",
             "",
         ]
     )
 
 
+def _job_node(env: Mapping[str, str], job_id: str) -> str | None:
+    out = subprocess.run(
+        ["squeue", "-h", "-j", job_id, "-o", "%T %N"],
+        env=dict(env),
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=30,
+    ).stdout.split()
+    return out[1] if len(out) == 2 and out[0] == "RUNNING" else None
+
+
 async def floor_once(env: Mapping[str, str], timeout: float) -> float | None:
     """Seconds from a bare ``sbatch`` (as the user, like the hubs) until JupyterLab answers."""
-    port = free_port()
+    port, token = free_port(), secrets.token_hex(16)
     started = time.perf_counter()
     process = await asyncio.create_subprocess_exec(
         "sudo", "-E", "-u", BENCH_USER, "sbatch", "--parsable",
@@ -171,16 +191,24 @@ async def floor_once(env: Mapping[str, str], timeout: float) -> float | None:
         stderr=asyncio.subprocess.PIPE,
         env=dict(env),
     )  # fmt: skip
-    out, err = await process.communicate(floor_script(port).encode())
+    out, err = await process.communicate(floor_script(port, token).encode())
     if process.returncode != 0:
         raise RuntimeError(f"sbatch failed: {err.decode(errors='replace').strip()}")
     job_id = out.decode().strip().split(";")[0]
+    deadline = started + timeout
     try:
-        async with httpx.AsyncClient(timeout=5) as client:
-            deadline = started + timeout
-            while time.perf_counter() < deadline:
+        address = None
+        while address is None and time.perf_counter() < deadline:
+            node = await asyncio.to_thread(_job_node, env, job_id)
+            if node:
+                address = socket.gethostbyname(node)
+            else:
+                await asyncio.sleep(0.1)
+        headers = {"Authorization": f"token {token}"}
+        async with httpx.AsyncClient(timeout=5, headers=headers) as client:
+            while address and time.perf_counter() < deadline:
                 try:
-                    answer = await client.get(f"http://127.0.0.1:{port}/lab")
+                    answer = await client.get(f"http://{address}:{port}/lab")
                     if answer.status_code == 200:
                         return time.perf_counter() - started
                 except httpx.HTTPError:
