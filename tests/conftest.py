@@ -34,9 +34,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                 item.add_marker(getattr(pytest.mark, tier))
 
 
-def tier_of(report: pytest.TestReport) -> str:
+def tier_of(report: pytest.TestReport | pytest.CollectReport) -> str:
+    keywords = getattr(report, "keywords", None)
+    if keywords is None:  # a collection error has no test, hence no markers
+        return "collection"
     for tier in TIERS:
-        if tier in report.keywords:
+        if tier in keywords:
             return tier
     return "untiered"
 
@@ -54,7 +57,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
     if not counts:
         return
     terminalreporter.section("tests per tier")
-    for tier in (*TIERS, "untiered"):
+    for tier in (*TIERS, "untiered", "collection"):
         if tier in counts:
             parts = ", ".join(f"{n} {k}" for k, n in sorted(counts[tier].items()))
             terminalreporter.write_line(f"{tier:>8}: {parts}")

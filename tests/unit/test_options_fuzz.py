@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
-from test_batch_script import sbatch_arguments
+from support.sbatch_model import sbatch_arguments
 
 from jupyterhub_moss.batch_script import (
     ScriptSettings,
