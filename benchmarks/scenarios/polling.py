@@ -47,7 +47,7 @@ async def run(
     say: Callable[[str], None],
 ) -> None:
     key = hub.implementation.key
-    running = await _cpus_for(env, settings.running_servers, settings.ready_timeout)
+    running, total = await _cpus_for(env, settings.running_servers, settings.ready_timeout)
     pending = settings.pending_spawns
     client = await login(hub.hub_url(), BENCH_USER)
     api = api_client(hub)
@@ -79,7 +79,8 @@ async def run(
     minutes = settings.polling_seconds / 60
     problems = [] if window.valid else ["counters reset during the run"]
     if running < settings.running_servers:
-        problems.append(f"only {running} running: too few idle CPUs")
+        why = f"the partition has {total} CPUs" if running == total else "too few idle CPUs"
+        problems.append(f"only {running} running: {why}")
     if lost:
         problems.append(f"{lost} pending spawns ended early")
     scenario = (
@@ -113,13 +114,14 @@ async def _start_batch(client, api, hub: Hub, names: list[str], settings: Settin
         raise RuntimeError(f"servers {names}: only {sum(ready)} became ready")
 
 
-async def _cpus_for(env: Mapping[str, str], wanted: int, timeout: float) -> int:
-    """How many 1-CPU servers can run: wait a while for others' jobs to free CPUs, then cap."""
+async def _cpus_for(env: Mapping[str, str], wanted: int, timeout: float) -> tuple[int, int]:
+    """How many 1-CPU servers can run (and the partition's CPUs): wait a while for others'
+    jobs to free CPUs, then cap."""
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
         idle, total = await asyncio.to_thread(cpu_counts, env, "cpu")
         if idle >= min(wanted, total) or asyncio.get_running_loop().time() > deadline:
-            return min(wanted, idle)
+            return min(wanted, idle), total
         await asyncio.sleep(2)
 
 
