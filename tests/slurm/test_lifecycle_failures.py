@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import contextlib
 import os
+import subprocess
 import time
+from datetime import datetime
 
 import pytest
+from support.infra import CLUSTER_SCRIPT
 from support.spawning import (
     DEBUG_OPTIONS,
     WHOLE_NODE_OPTIONS,
@@ -173,3 +176,29 @@ def test_cancelling_a_pending_spawn_cancels_its_job(slurm_cluster, cluster_hub):
         wait_for(f"job {job_id} to leave the queue", lambda: listed_state(env, job_id) == "", 30)
     finally:
         cancel(env, [blocking, job_id])
+
+
+def test_spawning_while_slurmctld_is_down_says_slurm_is_not_answering(slurm_cluster, hub_factory):
+    """sbatch waits for an absent controller; the hub gives up after ``slurm_timeout``."""
+    env = slurm_cluster.env
+    hub = hub_factory(
+        extra_config=lifecycle_config("c.MOSlurmSpawner.slurm_timeout = 3\n"), env=env
+    )
+    outage = subprocess.Popen(
+        [str(CLUSTER_SCRIPT), "restart-controller", "--down", "15"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        time.sleep(2)  # the controller is down now
+        started = datetime.now()
+        response = request_spawn(hub.api(), "alice", DEBUG_OPTIONS)
+        assert response.status_code == 503, response.text
+        assert response.json()["message"].startswith("Slurm is not answering: sbatch gave no")
+    finally:
+        assert outage.wait(timeout=60) == 0
+    # sbatch was stopped before the controller came back: no server job was submitted
+    # (other tests may submit jobs of their own as alice meanwhile: only ours are counted)
+    ours = ["-u", "alice", "-n", "jupyterhub-moss", "-o", "%V"]
+    submitted = slurm(env, "squeue", "-h", "-t", "all", *ours).stdout.split()
+    assert not [when for when in submitted if datetime.fromisoformat(when) >= started]

@@ -105,7 +105,10 @@ def wait_until_ready(
             raise AssertionError(f"{user}/{name} is neither pending nor ready: {server}")
         return None
 
-    return wait_for(f"{user}'s server {name!r} to be ready", ready, timeout)
+    try:
+        return wait_for(f"{user}'s server {name!r} to be ready", ready, timeout)
+    except AssertionError as error:
+        raise AssertionError(f"{error}; the server: {server_model(api, user, name)}") from None
 
 
 def wait_until_stopped(api: httpx.Client, user: str, name: str = "", timeout: float = 60.0) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import os
 from datetime import datetime, timedelta, timezone
 
@@ -118,7 +119,18 @@ def test_the_output_tail_refuses_links_and_other_owners_files(tmp_path):
     assert tail_output_file("relative/path", os.getuid()) == []
 
 
-async def test_progress_is_replayed_from_the_start_for_every_reader():
+def run_in_own_loop(coroutine_function) -> None:
+    """Run on a fresh event loop in a thread: the browser tier's Playwright (sync API) keeps
+    a loop running in the main thread for the rest of a session that includes it."""
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        pool.submit(asyncio.run, coroutine_function()).result(timeout=30)
+
+
+def test_progress_is_replayed_from_the_start_for_every_reader():
+    run_in_own_loop(_replay_progress)
+
+
+async def _replay_progress() -> None:
     progress = JobProgress()
     progress.add("Submitted job 1 to partition cpu", 10)
 
