@@ -333,8 +333,9 @@ def _fold_sinfo_line(totals: dict[str, _PartitionTotals], line: str) -> None:
 RESERVATION_ARGS = ("show", "reservation", "-o")
 
 # A key=value field of scontrol's one-line output; values may hold spaces (Comment=...), so a
-# value runs until the next " Key=".
-_FIELD = re.compile(r"(?:^|\s)([A-Za-z][A-Za-z0-9_]*)=(.*?)(?=\s+[A-Za-z][A-Za-z0-9_]*=|\s*$)")
+# value runs until the next " Key=". Keys may hold ":" and "/" (AllocNode:Sid=, CPUs/Task=).
+_KEY = r"[A-Za-z][A-Za-z0-9_:/]*"
+_FIELD = re.compile(rf"(?:^|\s)({_KEY})=(.*?)(?=\s+{_KEY}=|\s*$)")
 
 
 def parse_scontrol_fields(line: str) -> dict[str, str]:

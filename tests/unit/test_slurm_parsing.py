@@ -518,3 +518,16 @@ def test_gone_is_finished():
 )
 def test_first_hostname(hostlist, first):
     assert first_hostname(hostlist) == first
+
+
+def test_scontrol_keys_may_hold_colons_and_slashes():
+    line = (
+        "JobId=12 Partition=cpu AllocNode:Sid=localhost:123 CPUs/Task=2 Comment=a b c "
+        "ReqB:S:C:T=0:0:*:* TRES=cpu=2,mem=1G"
+    )
+    fields = parse_scontrol_fields(line)
+    assert fields["Partition"] == "cpu"
+    assert fields["AllocNode:Sid"] == "localhost:123"
+    assert fields["CPUs/Task"] == "2"
+    assert fields["Comment"] == "a b c"
+    assert fields["TRES"] == "cpu=2,mem=1G"
