@@ -29,7 +29,7 @@ import pwd
 import re
 import stat
 from collections.abc import AsyncIterator, Mapping
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from batchspawner import SlurmSpawner
@@ -48,7 +48,7 @@ from .options import UserOptions
 from .slurm.commands import SlurmCommandError, SlurmRunner, SlurmTimeout
 from .slurm.jobs import JobStatusPoller
 from .slurm.models import JobStatus
-from .slurm.parsing import parse_scontrol_fields
+from .slurm.parsing import parse_scontrol_fields, parse_slurm_time
 
 __all__ = [
     "JobProgress",
@@ -83,6 +83,9 @@ PENDING_REASONS = {
 LIMIT_REASON_PREFIXES = ("Assoc", "QOS", "MaxJobs", "MaxCpu", "MaxMem")
 
 _JOB_ID = re.compile(r"^(\d+)(?:;[^\s;]+)?$")
+#: After an sbatch that timed out, how long to keep looking for the job it may still create.
+UNCLAIMED_JOB_SWEEP_SECONDS = 900.0
+_SWEEPS: set[asyncio.Task] = set()
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 _TAIL_BYTES = 64 * 1024
 
@@ -355,6 +358,7 @@ class SlurmJobLifecycle(SlurmSpawner):
     job_partition = Unicode("", help="Partition the job was submitted to (set by start).")
 
     _job_progress: JobProgress | None = None
+    _submitting = False  # an sbatch of this spawner is running (its job id is not known yet)
     _port_reported: asyncio.Event | None = None
     # True when the state came from the database of an earlier hub, for a spawn that had not
     # finished: no start() of ours is waiting for that job.
@@ -455,6 +459,8 @@ class SlurmJobLifecycle(SlurmSpawner):
     async def submit_job(self, script: str, env: Mapping[str, str]) -> str:
         """``sbatch --parsable`` as the user, the script on stdin; returns the job id."""
         runner = self.slurm_runner()
+        since = datetime.now(timezone.utc)
+        self._submitting = True
         try:
             out = await runner.run(
                 "sbatch",
@@ -464,6 +470,11 @@ class SlurmJobLifecycle(SlurmSpawner):
                 env_extra=dict(env),
             )
         except SlurmTimeout as error:
+            # The request may still reach slurmctld (a stopped controller reads it when it
+            # resumes) and create a job that no spawn waits for: look for it, and cancel it.
+            task = asyncio.ensure_future(self._cancel_unclaimed_jobs(since))
+            _SWEEPS.add(task)
+            task.add_done_callback(_SWEEPS.discard)
             raise SpawnFailed(
                 f"Slurm is not answering: sbatch gave no answer within {error.timeout:g} s. "
                 "Please try again in a few minutes.",
@@ -472,10 +483,49 @@ class SlurmJobLifecycle(SlurmSpawner):
         except SlurmCommandError as error:
             self.log.warning("sbatch refused the job of %s: %s", self._log_name, error)
             raise SpawnFailed(f"Slurm refused the job: {slurm_error_text(error)}", 400) from error
+        finally:
+            self._submitting = False
         try:
             return parse_job_id(out)
         except ValueError as error:
             raise SpawnFailed(f"Slurm did not say which job it created: {error}") from error
+
+    async def _cancel_unclaimed_jobs(self, since: datetime) -> None:
+        """After an sbatch that timed out: once Slurm answers again, cancel the user's jobs of
+        this hub's ``job_name`` submitted since then that none of the user's servers claims.
+
+        Two looks a few seconds apart, in case the late submission is read after the first.
+        A look is put off while another server of the same user is being submitted, since
+        its job id is not known yet.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + UNCLAIMED_JOB_SWEEP_SECONDS
+        delay, looks = 2.0, 0
+        args = ["-h", "-u", self.user.name, "-n", self.job_name, "-o", "%i|%V"]
+        while looks < 2 and loop.time() < deadline:
+            await asyncio.sleep(delay)
+            siblings = list(getattr(self.user, "spawners", {}).values())
+            if any(getattr(s, "_submitting", False) for s in siblings):
+                continue
+            try:
+                out = await self.slurm_runner().run("squeue", args)
+            except SlurmCommandError:
+                delay = min(delay * 2, 60.0)  # Slurm still away: look again later
+                continue
+            claimed = {str(s.job_id) for s in siblings if getattr(s, "job_id", "")}
+            for line in out.splitlines():
+                job_id, _, submitted = line.strip().partition("|")
+                when = parse_slurm_time(submitted) if submitted else None
+                # a second of slack: Slurm's submit times have no fraction
+                if job_id in claimed or when is None or when < since - timedelta(seconds=1):
+                    continue
+                self.log.warning(
+                    "Cancelling job %s of %s: submitted by an sbatch that timed out",
+                    job_id,
+                    self.user.name,
+                )
+                await self._cancel_quietly(job_id)
+            delay, looks = 5.0, looks + 1
 
     async def _wait_until_running(self, job_id: str, progress: JobProgress) -> str:
         """Wait through the queue; return the node. Raises SpawnFailed if the job ends."""

@@ -196,17 +196,26 @@ def unique_job_name(prefix: str = "moss-hardening") -> str:
     return f"{prefix}-{secrets.token_hex(4)}"
 
 
-def jobs_named(env: Mapping[str, str], name: str) -> list[str]:
-    """Ids of the queued or running jobs called ``name`` (the hubs here use unique names)."""
-    done = subprocess.run(
-        ["squeue", "-h", "-n", name, "-o", "%i"],
-        env=dict(env),
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
-    return done.stdout.split() if done.returncode == 0 else []
+def jobs_named(env: Mapping[str, str], name: str, timeout: float = 30.0) -> list[str]:
+    """Ids of the queued or running jobs called ``name`` (the hubs here use unique names).
+
+    An squeue that fails (a controller just back) is asked again: "no answer" is not "none".
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        done = subprocess.run(
+            ["squeue", "-h", "-n", name, "-o", "%i"],
+            env=dict(env),
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+        if done.returncode == 0:
+            return done.stdout.split()
+        if time.monotonic() > deadline:
+            raise AssertionError(f"squeue keeps failing: {done.stderr.strip()}")
+        time.sleep(0.5)
 
 
 def cancel_jobs_named(env: Mapping[str, str], name: str, timeout: float = 30.0) -> None:
