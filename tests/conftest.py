@@ -26,12 +26,23 @@ from support.infra import (
 TIERS = ("unit", "hub", "slurm", "browser", "e2e")
 
 
+def tier_index(item: pytest.Item) -> int:
+    for index, tier in enumerate(TIERS):
+        if item.get_closest_marker(tier):
+            return index
+    return len(TIERS)
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         parts = Path(str(item.fspath)).parts
         for tier in TIERS:
             if tier in parts and not item.get_closest_marker(tier):
                 item.add_marker(getattr(pytest.mark, tier))
+    # Tiers run in the order of TIERS: the fast ones fail first, and Playwright's sync API,
+    # which keeps an event loop running in the main thread once started, comes after every
+    # asyncio test (which could not start their own loop then).
+    items.sort(key=tier_index)
 
 
 def tier_of(report: pytest.TestReport | pytest.CollectReport) -> str:
