@@ -236,17 +236,13 @@ def test_after_the_fuzzing_nothing_was_left_behind(fuzzed):
     assert server is None or not (server.get("ready") or server.get("pending"))
 
 
-# -- JupyterHub's own decoding, before any spawner code ---------------------------------------
+# -- Undecodable bytes: JupyterHub's SpawnHandler would answer them with its own 500; ours
+# (jupyterhub_moss/handlers/spawn_page.py) refuses them with a 400 naming the field.
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="JupyterHub decodes form and query bytes as UTF-8 before calling the spawner "
-    "(handlers/pages.py) and answers invalid UTF-8 with its own 500; nothing is submitted.",
-)
 @pytest.mark.parametrize("way", ["form", "query"])
 def test_invalid_utf8_bytes_are_refused_without_a_500(fuzzed, way):
-    """Runs after the log check above (file order): its 500 is JupyterHub's, logged as such."""
+    """Regression: JupyterHub decodes form and query bytes before the spawner sees them."""
     before = len(fuzzed.recorder.submissions())
     hub, client = fuzzed.hub, fuzzed.alice
     if way == "form":
@@ -259,4 +255,5 @@ def test_invalid_utf8_bytes_are_refused_without_a_500(fuzzed, way):
     else:
         response = client.get(hub.hub_url("spawn") + "?partition=cpu&nprocs=%FF")
     assert len(fuzzed.recorder.submissions()) == before
-    assert response.status_code != 500
+    assert response.status_code == 400, response.text[:1500]
+    assert "nprocs: not valid UTF-8" in response.text
