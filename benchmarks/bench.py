@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import signal
 import sys
 import time
 import traceback
@@ -158,6 +159,10 @@ async def run_group(
 
 async def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    # A SIGTERM unwinds like Ctrl-C: hubs stopped, the benchmark user's jobs cancelled.
+    main_task = asyncio.current_task()
+    if main_task is not None:
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, main_task.cancel)
     settings: Settings = QUICK if args.quick else FULL
     settings = replace(settings, sdiag_reset=args.sdiag_reset)
     env = dict(os.environ)

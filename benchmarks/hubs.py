@@ -114,6 +114,9 @@ def implementations(refresh_seconds: int) -> list[Implementation]:
         # once per cluster_refresh_interval however many people look.
         c.MOSlurmSpawner.availability_refresh_interval = {int(refresh_seconds)}
         c.MOSlurmSpawner.cluster_refresh_interval = {float(refresh_seconds)}
+        # Read Slurm as the benchmark's account, as the reference does through exec_prefix:
+        # sdiag's per-user table then attributes every read of either spawner to that account.
+        c.MOSlurmSpawner.slurm_query_prefix = "sudo -E -u {BENCH_USER}"
         """
     )
     return [

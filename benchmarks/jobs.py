@@ -73,3 +73,14 @@ def other_jobs(env: Mapping[str, str]) -> int:
 def node_names(env: Mapping[str, str]) -> str:
     """The cluster's nodes, to notice a layout change (a restart) in the middle of a run."""
     return " ".join(sorted(set(_run_with_retries(["sinfo", "-h", "-N", "-o", "%N"], env).split())))
+
+
+def wait_for_idle_cpus(env: Mapping[str, str], wanted: int, timeout: float) -> bool:
+    """Wait (bounded) until the cpu partition has ``wanted`` idle CPUs, so that a timed spawn
+    measures starting a job rather than queueing behind someone else's."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if cpu_counts(env, "cpu")[0] >= wanted:
+            return True
+        time.sleep(1)
+    return False

@@ -101,6 +101,10 @@ class Window:
             return math.nan
         return float(sum(self.by_type.get(name, 0) for name in types))
 
+    def by(self, user: str) -> float:
+        """All RPCs made as ``user`` in the window; NaN when the counters were reset inside it."""
+        return float(self.by_user.get(user, 0)) if self.valid else math.nan
+
     def breakdown(self, types: tuple[str, ...] = INFO_TYPES) -> str:
         if not self.valid:
             return "not counted: sdiag counters were reset during the window"

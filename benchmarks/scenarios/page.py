@@ -29,6 +29,11 @@ S2 = "2. live refresh"
 S3 = "3. controller load"
 
 HTMX_HEADERS = {"HX-Request": "true"}
+#: Both hubs read Slurm as BENCH_USER (see hubs.py), so sdiag's per-user count of that account
+#: is what the spawner under test asked of slurmctld, whoever else uses the cluster.
+BY_HUB = f"Slurm RPCs by the hub (as {BENCH_USER})"
+#: One refresh of our cluster view: sinfo (partition + node info) and scontrol show reservation.
+RPCS_PER_REFRESH = 3
 WARM_UP = 3  # first renders compile templates and fill caches: not measured
 
 
@@ -142,17 +147,12 @@ def _page_view_cost(key: str, windows: list[tuple[Window, int]], results: Result
     for window, count in windows:
         total.add(window)
         views += count
-    per_1000 = total.count() / views * 1000 if views else float("nan")
-    results.put(
-        key,
-        S3,
-        "info RPCs per 1000 spawn-page views (scenario 1)",
-        per_1000,
-        note="" if total.valid else "counters reset during the run",
-    )
+    valid = "" if total.valid else "counters reset during the run"
+    per_1000 = total.by(BENCH_USER) / views * 1000 if views else float("nan")
+    results.put(key, S3, f"{BY_HUB} per 1000 spawn-page views (scenario 1)", per_1000, note=valid)
     results.notes.append(
-        f"{key}, scenario 1: {views} spawn-page views cost {total.count():.0f} info RPCs "
-        f"({total.breakdown()})."
+        f"{key}, scenario 1: {views} spawn-page views: {total.by(BENCH_USER):.0f} RPCs by the "
+        f"hub; cluster-wide info RPCs {total.count():.0f} ({total.breakdown()})."
     )
 
 
@@ -172,16 +172,17 @@ async def _browser_page_views(key, client, spawn_url, settings, env, results, sa
     results.put(
         key,
         S3,
-        "info + will-run RPCs per 1000 page views, as a browser loads them",
-        window.count(types) / n * 1000,
+        f"{BY_HUB} per 1000 page views, as a browser loads them",
+        window.by(BENCH_USER) / n * 1000,
         note="" if window.valid else "counters reset during the run",
     )
     results.notes.append(
-        f"{key}, browser-like page views: {n} views with {extra} load-time fragment requests "
-        f"cost {window.count(types):.0f} RPCs ({window.breakdown(types)}); every view is by the "
-        "same user, so per-user rate limits apply to all of them."
+        f"{key}, browser-like page views: {n} views with {extra} load-time fragment requests: "
+        f"{window.by(BENCH_USER):.0f} RPCs by the hub; cluster-wide {window.count(types):.0f} "
+        f"({window.breakdown(types)}). Every view is by the same user, so per-user rate limits "
+        "apply to all of them."
     )
-    say(f"{key}: {n} browser-like page views, {window.count(types):.0f} RPCs")
+    say(f"{key}: {n} browser-like page views, {window.by(BENCH_USER):.0f} RPCs by the hub")
 
 
 async def _live_refresh(key, hub, spawn_url, page_html, settings, env, results, say):
@@ -212,32 +213,40 @@ async def _live_refresh(key, hub, spawn_url, page_html, settings, env, results, 
         note=", ".join(f"{k} x{n}" for k, n in samples.error_kinds.items()),
     )
     results.put(key, S2, "requests", samples.count, digits=0)
-    per_minute = window.count() / samples.elapsed * 60
-    partition_per_minute = window.count(("REQUEST_PARTITION_INFO",)) / samples.elapsed * 60
+    per_minute = window.by(BENCH_USER) / samples.elapsed * 60
     valid = "" if window.valid else "counters reset during the run"
-    few_per_minute = few_window.count() / few_seconds * 60
+    few_per_minute = few_window.by(BENCH_USER) / few_seconds * 60
     results.put(
         key,
         S3,
-        f"info RPCs per minute of {few} viewers",
+        f"{BY_HUB} per minute of {few} viewers",
         few_per_minute,
         note="" if few_window.valid else "counters reset during the run",
     )
-    results.put(key, S3, f"info RPCs per minute of {v} viewers", per_minute, note=valid)
+    most = (60 / interval + 1) * RPCS_PER_REFRESH
     results.put(
         key,
         S3,
-        f"partition-info RPCs (one per sinfo) per minute of {v} viewers",
-        partition_per_minute,
+        f"{BY_HUB} per minute of {v} viewers",
+        per_minute,
         note=valid,
         target=Target(
-            f"flat: ≤ one refresh per {interval:g} s interval (≤ {60 / interval + 1:g}/min)",
-            lambda ours, _ref: ours <= 60 / interval + 1,
+            f"flat: ≤ one refresh ({RPCS_PER_REFRESH} RPCs) per {interval:g} s (≤ {most:g}/min)",
+            lambda ours, _ref: ours <= most,
         ),
+    )
+    partition_per_minute = window.count(("REQUEST_PARTITION_INFO",)) / samples.elapsed * 60
+    results.put(
+        key,
+        S3,
+        f"cluster-wide partition-info RPCs per minute of {v} viewers",
+        partition_per_minute,
+        note=valid,
     )
     results.notes.append(
         f"{key}, scenario 2: polled the {what}; {samples.count} requests in "
-        f"{samples.elapsed:.0f} s cost {window.count():.0f} info RPCs ({window.breakdown()})."
+        f"{samples.elapsed:.0f} s: {window.by(BENCH_USER):.0f} RPCs by the hub; cluster-wide "
+        f"info RPCs {window.count():.0f} ({window.breakdown()})."
     )
 
 

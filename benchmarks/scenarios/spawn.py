@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from bs4 import BeautifulSoup
 
 from ..hubs import BENCH_USER, Hub
-from ..jobs import cancel_bench_jobs
+from ..jobs import cancel_bench_jobs, wait_for_idle_cpus
 from ..load import login
 from ..report import Results, Target
 from ..settings import Settings
@@ -62,8 +62,10 @@ async def run_ready(
     failures: list[str] = []
     try:
         for attempt in range(settings.spawn_tries):
+            await asyncio.to_thread(wait_for_idle_cpus, env, 1, settings.ready_timeout)
             floor = await floor_once(env, settings.ready_timeout)
             await asyncio.to_thread(cancel_bench_jobs, env)
+            await asyncio.to_thread(wait_for_idle_cpus, env, 1, settings.ready_timeout)
             if floor is not None:
                 floors.append(floor)
             times, problem = await _spawn_until_lab(hub, client, api, settings)
@@ -160,6 +162,7 @@ async def run_failure(
     outcomes: list[SpawnOutcome] = []
     try:
         for attempt in range(settings.failure_tries):
+            await asyncio.to_thread(wait_for_idle_cpus, env, 1, settings.ready_timeout)
             outcome = await _failing_spawn(hub, client, api, settings)
             outcomes.append(outcome)
             say(f"{key}: failure try {attempt + 1}: {outcome}")
