@@ -197,4 +197,8 @@ async def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(asyncio.run(main()))
+    try:
+        sys.exit(asyncio.run(main()))
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        say("interrupted: hubs stopped, the benchmark's jobs cancelled")
+        sys.exit(130)
