@@ -7,6 +7,7 @@
 - :func:`script_problems` checks a rendered batch script against the template's shapes.
 - :func:`hostile_request` is a hypothesis strategy of spawn requests with adversarial values.
 - :func:`stopped_slurmctld` SIGSTOPs the controller and always SIGCONTs it.
+- :func:`percentile` for the load test's figures.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ import secrets
 import shlex
 import shutil
 import signal
-import stat
 import subprocess
 import tempfile
 import textwrap
@@ -499,19 +499,6 @@ def stopped_slurmctld(state_dir: str) -> Iterator[int]:
         os.kill(pid, signal.SIGCONT)
 
 
-def slow_command(folder: Path, name: str, real: str, delay: float) -> Path:
-    """A wrapper that sleeps ``delay`` seconds, then runs the real command (a slow Slurm)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    folder.chmod(0o755)
-    path = folder / f"slow-{name}"
-    path.write_text(
-        f"#!/bin/sh\n# Test wrapper: a {name} that answers late.\n"
-        f'sleep {delay}\nexec {shlex.quote(real)} "$@"\n'
-    )
-    path.chmod(path.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
-    return path
-
-
 def percentile(values: list[float], fraction: float) -> float:
     """The ``fraction`` quantile (nearest rank) of ``values``."""
     ordered = sorted(values)
@@ -534,7 +521,6 @@ __all__ = [
     "live_limits",
     "percentile",
     "script_problems",
-    "slow_command",
     "slurmctld_pid",
     "stopped_slurmctld",
     "unique_job_name",
