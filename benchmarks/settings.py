@@ -24,7 +24,7 @@ class Settings:
     # 5. spawn to ready
     spawn_tries: int = 5
     # 6. failure detection
-    failure_tries: int = 3
+    failure_tries: int = 5
     failure_start_timeout: int = 120  # start_timeout of both hubs in scenario 6
     # shared
     ready_timeout: float = 180.0  # give up on a spawn that is not ready by then
