@@ -43,6 +43,8 @@ class Row:
     notes: dict[str, str] = field(default_factory=dict)
 
     def ratio(self) -> float | None:
+        if self.digits == 0:
+            return None  # counts (errors, tries): the figures say more than their ratio
         ours, reference = self.values.get("ours"), self.values.get("reference")
         if ours is None or reference is None or _bad(ours) or _bad(reference) or reference == 0:
             return None
