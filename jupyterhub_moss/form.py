@@ -17,7 +17,6 @@ import asyncio
 import json
 import logging
 import pwd
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -35,11 +34,15 @@ from .options import (
     FIELD_NAMES,
     OptionsPolicy,
     UserOptions,
+    UserOptionsError,
     flatten_form,
     format_runtime,
+    normalise_query,
     parse_runtime,
+    parse_user_options,
     salvage_saved_options,
 )
+from .rejections import RejectedSubmissions
 from .slurm.estimates import StartEstimator
 from .slurm.models import StartEstimate
 from .slurm.parsing import usable_reservations
@@ -104,12 +107,10 @@ FIELD_LABELS = {
     "environment_path": "custom environment path",
     "environment_modules": "custom environment modules",
 }
+#: Keys a browser form or link may send that are not spawn options (the page's own state).
+FORM_ONLY_KEYS = frozenset({"_xsrf", "moss_tab"})
 SIMPLE_START_PAGES = (("/lab", "JupyterLab"), ("/tree", "Jupyter Notebook"))
 _TRUE_WORDS = frozenset({"true", "on", "1", "yes"})
-
-#: How long a rejected submission waits for JupyterHub to re-render the form.
-REJECTION_TTL_SECONDS = 120.0
-
 
 # ---------------------------------------------------------------------------------------------
 # Whose server the form starts, and a rejected submission waiting to be shown
@@ -123,46 +124,16 @@ class FormTarget:
     server_name: str = ""
 
 
-@dataclass(frozen=True)
-class _Rejection:
-    values: dict[str, str]
-    errors: dict[str, str]
-    at: float
-
-
-# JupyterHub re-renders a rejected form through the *default* server's spawner even for a named
-# server, so the rejection is kept here by user and server rather than on a spawner object.
-_rejections: dict[tuple[str, str], _Rejection] = {}
+# One store for the hub, bounded (see :mod:`.rejections`).
+_rejections = RejectedSubmissions()
 
 
 def remember_rejected_submission(
     spawner: MOSlurmSpawner, values: Mapping[str, object], errors: Mapping[str, str]
 ) -> None:
     """Keep a rejected submission so the re-rendered form shows its values and messages."""
-    now = time.monotonic()
-    for key in [k for k, r in _rejections.items() if now - r.at > REJECTION_TTL_SECONDS]:
-        del _rejections[key]
     shown = {str(k): _display_text(v) for k, v in values.items() if k in FIELD_NAMES}
-    _rejections[(spawner.user.name, spawner.name or "")] = _Rejection(
-        shown, {str(k): str(v) for k, v in errors.items()}, now
-    )
-
-
-def _take_rejection(user_name: str, server_name: str) -> tuple[str, _Rejection] | None:
-    """The fresh rejection for this server, once; the default server also takes the user's
-    latest rejection of a named server (see the note on ``_rejections``)."""
-    now = time.monotonic()
-    fresh = {
-        key: r
-        for key, r in _rejections.items()
-        if key[0] == user_name and now - r.at <= REJECTION_TTL_SECONDS
-    }
-    key = (user_name, server_name)
-    if key not in fresh and server_name == "" and fresh:
-        key = max(fresh, key=lambda k: fresh[k].at)
-    if key not in fresh:
-        return None
-    return key[1], _rejections.pop(key)
+    _rejections.remember(spawner.user.name, spawner.name or "", shown, errors, FIELD_NAMES)
 
 
 def _display_text(value: object) -> str:
@@ -387,6 +358,8 @@ class FormView:
     not_in_simple: list[str]
     memory_hint: str
     runtime_hint: str
+    #: Where a query spawn held for the user's click came from (see handlers.spawn_page), or "".
+    link_came_from: str = ""
 
     @property
     def tabs(self) -> list[TabView]:
@@ -610,6 +583,7 @@ def build_view(
     hub_prefix: str = "/hub/",
     estimate: EstimateView | None = None,
     now: datetime | None = None,
+    link_came_from: str = "",
 ) -> FormView:
     """The form for ``target`` showing ``values`` (already cleaned, or a rejected submission
     shown as typed) with ``errors`` next to their fields. Never raises for odd values."""
@@ -684,6 +658,7 @@ def build_view(
             if partition.max_runtime is not None
             else "hh:mm:ss."
         ),
+        link_came_from=link_came_from,
     )
 
 
@@ -851,14 +826,22 @@ def _hub_prefix(spawner: MOSlurmSpawner) -> str:
 async def render_options_form(spawner: MOSlurmSpawner) -> str:
     """The whole form, as JupyterHub's spawn page inserts it (the spawner's ``options_form``).
 
-    Shows, in order of preference: a rejected submission as typed, with its messages; the
-    user's saved ``user_options`` cleaned against today's limits; the defaults.
+    Shows, in order of preference: a link's query spawn held for the user to confirm, checked,
+    with its messages; a rejected submission as typed, with its messages; the user's saved
+    ``user_options`` cleaned against today's limits; the defaults.
     """
     snapshot = await spawner.cluster_snapshot()
     limits = spawner.limits_from(snapshot)
     policy = spawner.options_policy()
-    rejection = _take_rejection(spawner.user.name, spawner.name or "")
-    if rejection is not None:
+    handler = getattr(spawner, "handler", None)
+    link = getattr(handler, "moss_link_to_confirm", None)
+    rejection = _rejections.take(spawner.user.name, spawner.name or "")
+    came_from = ""
+    if link is not None:
+        server_name, came_from = spawner.name or "", link.came_from
+        values, errors = _checked_link(link.options, limits, policy, spawner.user.name)
+        tab = ADVANCED if any(values.get(k) for k in ADVANCED_ONLY_FIELDS) else SIMPLE
+    elif rejection is not None:
         server_name, rejected = rejection
         # The Advanced tab always posts its memory field; the Simple tab has none.
         tab = ADVANCED if any(k in rejected.values for k in ADVANCED_ONLY_FIELDS) else SIMPLE
@@ -877,10 +860,31 @@ async def render_options_form(spawner: MOSlurmSpawner) -> str:
         tab=tab,
         values=values,
         errors=errors,
-        xsrf_token=_live_xsrf_token(getattr(spawner, "handler", None)),
+        xsrf_token=_live_xsrf_token(handler),
         hub_prefix=_hub_prefix(spawner),
+        link_came_from=came_from,
     )
     return render_page(template_environment(_admin_template_paths(spawner)), view)
+
+
+def _checked_link(
+    query: Mapping[str, Any],
+    limits: Mapping[str, PartitionLimits],
+    policy: OptionsPolicy,
+    user_name: str,
+) -> tuple[dict[str, str], dict[str, str]]:
+    """A held link's values as it wrote them, and what the validator says of them.
+
+    Shown as written, not cleaned: the user confirms what the link asks for, and the link's
+    own words (an ``environment_path``, extra sbatch options) are what they must see.
+    """
+    raw = {k: v for k, v in normalise_query(query).items() if k not in FORM_ONLY_KEYS}
+    values = {k: _display_text(v) for k, v in raw.items() if k in FIELD_NAMES}
+    try:
+        parse_user_options(raw, limits, policy, username=user_name)
+    except UserOptionsError as exc:
+        return values, dict(exc.errors)
+    return values, {}
 
 
 async def render_fragment(

@@ -18,6 +18,7 @@ from traitlets import Bool, Dict, Float, Integer, List, TraitError, Unicode, def
 
 from . import form
 from .config import PartitionConfig, PartitionConfigError, load_partitions
+from .form import FORM_ONLY_KEYS
 from .lifecycle import SlurmJobLifecycle
 from .limits import DEFAULT_RUNTIME_HOURS, PartitionLimits, SimpleChoices, merge_partition_limits
 from .options import (
@@ -31,9 +32,6 @@ from .options import (
 from .sbatch_options import DEFAULT_DENIED_SBATCH_OPTIONS
 from .slurm.commands import SlurmRunner, expand_prefix
 from .slurm.view import ClusterSnapshot, ClusterUnavailable, ClusterView
-
-#: Keys a browser form may send that are not spawn options (the page's own state).
-FORM_ONLY_KEYS = frozenset({"_xsrf", "moss_tab"})
 
 
 class InvalidUserOptions(web.HTTPError):
