@@ -37,9 +37,22 @@ def api_client(hub: Hub) -> httpx.AsyncClient:
 async def request_spawn(
     client: httpx.AsyncClient, hub: Hub, options: Mapping[str, str], server: str = ""
 ) -> httpx.Response:
-    """Ask for a spawn as a user's browser does when following a spawn link."""
+    """Ask for a spawn as a user's browser does when opening a bookmarked spawn link.
+
+    The Fetch Metadata headers say the user typed it (jupyterhub_moss starts at once only then;
+    the reference ignores them).
+    """
     path = f"spawn/{BENCH_USER}/{server}" if server else "spawn"
-    return await client.get(hub.hub_url(path), params=dict(options), follow_redirects=False)
+    return await client.get(
+        hub.hub_url(path),
+        params=dict(options),
+        headers={
+            "Sec-Fetch-Site": "none",
+            "Sec-Fetch-Mode": "navigate",
+            "Sec-Fetch-Dest": "document",
+        },
+        follow_redirects=False,
+    )
 
 
 async def server_model(api: httpx.AsyncClient, hub: Hub, server: str = "") -> dict | None:

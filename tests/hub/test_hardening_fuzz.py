@@ -44,7 +44,7 @@ from support.hardening import (
     script_problems,
     unique_job_name,
 )
-from support.hub import HubProcess, running_hub, xsrf_from_page
+from support.hub import TYPED_IN_ADDRESS_BAR, HubProcess, running_hub, xsrf_from_page
 from support.infra import running_cluster
 
 from jupyterhub_moss.options import UserOptionsError, normalise_query, parse_user_options
@@ -132,7 +132,9 @@ def send(fuzzed: Fuzzed, way: str, raw: dict[str, Any], server: str) -> httpx.Re
     if way.startswith("query"):
         prefix = "opt-" if way == "query-opt" else ""
         params = {f"{prefix}{k}": v for k, v in raw.items()}
-        return fuzzed.alice.get(hub.hub_url(path), params=params, follow_redirects=False)
+        return fuzzed.alice.get(
+            hub.hub_url(path), params=params, headers=TYPED_IN_ADDRESS_BAR, follow_redirects=False
+        )
     api_path = f"users/alice/servers/{server}" if server else "users/alice/server"
     # JupyterHub < 6 reads the whole body as the options
     body = {"user_options": raw} if fuzzed.jupyterhub_6 else raw

@@ -16,6 +16,7 @@ import time
 from datetime import datetime
 
 import pytest
+from support.hub import TYPED_IN_ADDRESS_BAR
 from support.infra import CLUSTER_SCRIPT
 from support.spawning import (
     DEBUG_OPTIONS,
@@ -152,7 +153,9 @@ def test_sbatch_rejecting_a_users_option_shows_slurms_error_on_the_page(slurm_cl
     """The user's extra option passes our checks; Slurm itself refuses it."""
     client = cluster_hub.login("alice")
     response = client.get(
-        cluster_hub.hub_url("spawn"), params={**DEBUG_OPTIONS, "options": "--constraint=nope"}
+        cluster_hub.hub_url("spawn"),
+        params={**DEBUG_OPTIONS, "options": "--constraint=nope"},
+        headers=TYPED_IN_ADDRESS_BAR,
     )
     assert response.status_code == 400
     assert "Slurm refused the job: Batch job submission failed: Invalid feature specification" in (

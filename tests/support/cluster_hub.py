@@ -13,7 +13,7 @@ from collections.abc import Mapping
 
 import httpx
 
-from .hub import HubProcess, xsrf_from_page
+from .hub import TYPED_IN_ADDRESS_BAR, HubProcess, xsrf_from_page
 
 JOBENV_BIN = "/opt/moss-jobenv/bin/"
 
@@ -52,8 +52,11 @@ def spawn_via_form(
 def spawn_via_query(
     hub: HubProcess, client: httpx.Client, options: Mapping[str, str], prefixed: bool = False
 ) -> httpx.Response:
+    """GET a spawn link as if typed in the address bar (links from elsewhere wait for a click)."""
     params = {(f"opt-{k}" if prefixed else k): v for k, v in options.items()}
-    return client.get(hub.hub_url("spawn"), params=params, follow_redirects=False)
+    return client.get(
+        hub.hub_url("spawn"), params=params, headers=TYPED_IN_ADDRESS_BAR, follow_redirects=False
+    )
 
 
 def spawn_via_api(hub: HubProcess, user: str, options: Mapping[str, object]) -> httpx.Response:

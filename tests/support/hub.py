@@ -37,6 +37,15 @@ DEMO_PARTITIONS = {
 }
 
 
+#: What a browser sends for a URL typed in the address bar or opened from a bookmark: the hub
+#: starts a server from such a query spawn at once (see handlers/spawn_page.py).
+TYPED_IN_ADDRESS_BAR = {
+    "Sec-Fetch-Site": "none",
+    "Sec-Fetch-Mode": "navigate",
+    "Sec-Fetch-Dest": "document",
+}
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
