@@ -15,6 +15,7 @@ import shlex
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import unquote
 
 from pydantic import BaseModel, ConfigDict
 
@@ -399,8 +400,33 @@ def _check_default_url(value: Any) -> str:
             "expected a path on your server starting with '/', such as /lab "
             f"(no scheme, host, spaces or quotes), got {_shown(text)}"
         )
-    _no_dot_dot(text.split("?", 1)[0])
+    path = _decoded_url_path(text.split("?", 1)[0])
+    if "//" in path or "\\" in path:
+        raise _Invalid(f"must not contain '//' or '\\', even encoded, got {_shown(text)}")
+    if _URL_CONTROL_RE.search(path):
+        raise _Invalid(f"must not contain control characters, even encoded, got {_shown(text)}")
+    _no_dot_dot(path)
     return text
+
+
+#: Percent-encodings of what steers a path: '.', '/' and '\'. A server or proxy that decodes
+#: once more than we do would read ``%2e%2e`` as ``..`` and ``%2f%2f`` as ``//`` (another host).
+_ENCODED_PATH_CHAR_RE = re.compile(r"%(?:2e|2f|5c)", re.IGNORECASE)
+_URL_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
+_MAX_URL_DECODES = 4
+
+
+def _decoded_url_path(path: str) -> str:
+    """``path`` percent-decoded until it no longer changes. An encoded '.', '/' or '\\' at any
+    depth (``%2e``, ``%252e``...) is refused, as is text encoded more than a few times over."""
+    for _ in range(_MAX_URL_DECODES):
+        if _ENCODED_PATH_CHAR_RE.search(path):
+            raise _Invalid("must not encode '.', '/' or '\\' (%2e, %2f, %5c), at any depth")
+        decoded = unquote(path)
+        if decoded == path:
+            return path
+        path = decoded
+    raise _Invalid("is percent-encoded too many times over")
 
 
 def _check_root_dir(value: Any) -> str:
