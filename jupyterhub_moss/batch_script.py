@@ -25,6 +25,7 @@ from .config import JupyterEnvironment
 from .limits import PartitionLimits
 from .options import UserOptions
 from .sbatch_options import parse_sbatch_options, split_option
+from .slurm_option_table import option_named
 
 __all__ = [
     "ScriptSettings",
@@ -74,6 +75,10 @@ def sbatch_option(item: str) -> ShellLiteral:
     if not item.startswith("--") or not _OPTION_NAME_RE.fullmatch(name):
         raise ValueError(f"not an sbatch option: {item!r}")
     if value is None:
+        known = option_named(name)
+        if known is not None and known.value == "required":
+            # bare, sbatch would take the next #SBATCH line's option as its value
+            raise ValueError(f"{item!r} needs a value")
         return ShellLiteral(f"--{name}")
     return ShellLiteral(f"--{name}={sbatch_quote(value)}")
 
@@ -126,9 +131,11 @@ def default_template() -> str:
 class ScriptSettings:
     """The admin's side of the script: batchspawner-style ``req_*`` traits and friends.
 
-    These come from the spawner's configuration, never from the user. An empty user value never
-    replaces one of them: ``default_memory``/``default_gres``/``default_reservation`` apply when the
-    user leaves that field empty, and the admin's ``options`` come before the user's.
+    These come from the spawner's configuration, never from the user. ``default_memory`` and
+    ``default_gres`` apply when the user leaves that field empty. ``account``, ``qos``,
+    ``reservation`` and every one of ``options`` win over the user's: validation refuses a user
+    value that would replace them (:attr:`.OptionsPolicy.locked_sbatch_options`), and the script
+    writes them after the user's lines, since sbatch keeps the last value of an option.
     """
 
     home_dir: str
@@ -140,12 +147,12 @@ class ScriptSettings:
     srun: str = "srun"  # shell text; "" runs the server in the batch step itself
     account: str = ""
     qos: str = ""
-    options: str = ""  # extra sbatch options, split like the user's but without the deny list
+    options: str = ""  # extra sbatch options, split like the user's but with no deny list
     prologue: str = ""  # shell text run before the environment is set up
     epilogue: str = ""  # shell text run after the server exits
     default_memory: str = ""
     default_gres: str = ""
-    default_reservation: str = ""
+    reservation: str = ""
     #: How to run a ``.sif`` environment; ``{image}`` is replaced by the image's path.
     container_command: str = "apptainer exec {image}"
 
@@ -182,7 +189,7 @@ def build_script_context(
     """
     env = _chosen_environment(options, limits)
     home = settings.home_dir.rstrip("/") or "/"
-    admin_options = parse_sbatch_options(settings.options, denied=())
+    admin_options = parse_sbatch_options(settings.options, denied=(), trusted=True)
     return {
         "job_name": settings.job_name,
         "home_dir": home,
@@ -193,10 +200,13 @@ def build_script_context(
         "nprocs": options.nprocs,
         "memory": options.memory or settings.default_memory,
         "gres": limits.gres_for(options.ngpus) or settings.default_gres,
-        "reservation": options.reservation or settings.default_reservation,
+        "reservation": settings.reservation or options.reservation,
         "account": settings.account,
         "qos": settings.qos,
-        "sbatch_options": [*admin_options, *options.options],
+        # The user's lines come first and the admin's last: sbatch keeps an option's last value.
+        "user_sbatch_options": list(options.options),
+        "admin_sbatch_options": admin_options,
+        "sbatch_options": [*options.options, *admin_options],  # for older custom templates
         "default_url": options.default_url,
         "root_dir": options.root_dir,
         "prologue": ShellLiteral(settings.prologue),

@@ -402,7 +402,7 @@ class SlurmJobLifecycle(SlurmSpawner):
             epilogue=self.req_epilogue,
             default_memory=self.req_memory,
             default_gres=self.req_gres,
-            default_reservation=self.req_reservation,
+            reservation=self.req_reservation,
             container_command=self.container_command,
         )
 

@@ -24,6 +24,8 @@ from .sbatch_options import (
     DEFAULT_DENIED_SBATCH_OPTIONS,
     MAX_OPTIONS_TEXT,
     SbatchOptionError,
+    admin_locked_options,
+    normalise_option_names,
     parse_sbatch_options,
 )
 
@@ -67,12 +69,22 @@ class OptionsPolicy:
     denied_sbatch_options: frozenset[str] = DEFAULT_DENIED_SBATCH_OPTIONS
     #: When set, only these options are accepted in ``options`` (strict sites).
     allowed_sbatch_options: frozenset[str] | None = None
+    #: sbatch options the admin sets (``req_account``, ``req_qos``, ``req_reservation``, every
+    #: option of ``req_options``): users may not replace them, in ``options`` or (for
+    #: ``reservation``) in the reservation field.
+    locked_sbatch_options: frozenset[str] = frozenset()
     #: Used when the request names no partition; "" makes ``partition`` required.
     default_partition: str = ""
     #: CPUs when none are requested; capped at the partition's maximum.
     default_nprocs: int = 1
     #: Seconds when no run time is requested; capped at the partition's maximum.
     default_runtime: int = 3600
+
+    @staticmethod
+    def admin_locks(options: str, *, account: str, qos: str, reservation: str) -> frozenset[str]:
+        """:attr:`locked_sbatch_options` from batchspawner's ``req_options``, ``req_account``,
+        ``req_qos`` and ``req_reservation``."""
+        return admin_locked_options(options, account=account, qos=qos, reservation=reservation)
 
 
 class UserOptions(BaseModel):
@@ -361,12 +373,14 @@ def _check_runtime(value: Any, part: PartitionLimits | None, policy: OptionsPoli
     return format_runtime(seconds)
 
 
-def _check_reservation(value: Any) -> str:
+def _check_reservation(value: Any, policy: OptionsPolicy) -> str:
     text = _as_text(value)
     if text and not _RESERVATION_RE.fullmatch(text):
         raise _Invalid(
             f"not a Slurm reservation name (letters, digits, '_', '.', '-'): {_shown(text)}"
         )
+    if text and "reservation" in normalise_option_names(policy.locked_sbatch_options):
+        raise _Invalid("set by this hub's administrator; leave it empty")
     return text
 
 
@@ -377,6 +391,7 @@ def _check_options(value: Any, policy: OptionsPolicy) -> list[str]:
             text,
             denied=policy.denied_sbatch_options,
             allowed=policy.allowed_sbatch_options,
+            locked=policy.locked_sbatch_options,
         )
     except SbatchOptionError as exc:
         raise _Invalid(str(exc)) from None
@@ -525,7 +540,7 @@ def parse_user_options(
     values["ngpus"] = fields.check("ngpus", _check_ngpus, part, default=0)
     values["memory"] = fields.check("memory", _check_memory, part, default="")
     values["runtime"] = fields.check("runtime", _check_runtime, part, policy, default="01:00:00")
-    values["reservation"] = fields.check("reservation", _check_reservation, default="")
+    values["reservation"] = fields.check("reservation", _check_reservation, policy, default="")
     values["options"] = fields.check("options", _check_options, policy, default=[])
     values["output"] = fields.check("output", _check_output, default=False)
     values["default_url"] = fields.check("default_url", _check_default_url, default="")

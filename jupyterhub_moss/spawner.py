@@ -264,6 +264,13 @@ class MOSlurmSpawner(SlurmJobLifecycle, SlurmSpawner):
             denied_sbatch_options=frozenset(self.denied_sbatch_options),
             allowed_sbatch_options=frozenset(allowed) if allowed is not None else None,
             default_partition=self.default_partition or next(iter(self.partition_configs), ""),
+            # the admin's req_* must win: users may not replace them through `options`
+            locked_sbatch_options=OptionsPolicy.admin_locks(
+                self.req_options,
+                account=self.req_account,
+                qos=self.req_qos,
+                reservation=self.req_reservation,
+            ),
         )
 
     # -- user options: one path for form, query string and REST API -------------------------

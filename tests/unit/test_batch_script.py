@@ -64,7 +64,7 @@ ADMIN = ScriptSettings(
     prologue='ulimit -c 0\necho "starting on $(hostname)"',
     epilogue="echo done",
     default_memory="1G",
-    default_reservation="admin_resv",
+    reservation="admin_resv",
     job_name="jupyterhub",
 )
 
@@ -80,7 +80,7 @@ CASES = {
             "partition": "cpu",
             "memory": "2g",
             "reservation": "maint_1",
-            "options": "--comment='nightly run' --exclusive -q high --mail-type=END",
+            "options": "--comment='nightly run' --contiguous -q high --mail-type=END",
             "default_url": "/lab",
             "root_dir": "~/my work",
         },
@@ -191,12 +191,33 @@ def test_empty_user_values_keep_the_admins():
         assert line in lines
 
 
-def test_user_values_replace_admin_defaults_and_add_options_after_the_admins():
+def test_user_values_replace_admin_defaults_but_the_admins_lines_come_last():
     lines = render(*CASES["admin_values_with_user_values"]).splitlines()
     assert "#SBATCH --mem=4G" in lines and "#SBATCH --mem=1G" not in lines
-    assert "#SBATCH --reservation=mine" in lines
+    # req_reservation is the admin's, not a default (validation refuses the user's; see
+    # test_options.py); should one slip through, the script still says the admin's
+    assert "#SBATCH --reservation=admin_resv" in lines and "#SBATCH --reservation=mine" not in lines
     assert "#SBATCH --account=physics" in lines
-    assert lines.index("#SBATCH --mail-type=FAIL") < lines.index("#SBATCH --comment=x")
+    # sbatch keeps an option's last value: the user's lines first, the hub's, then the admin's
+    order = [
+        "#SBATCH --comment=x",
+        "#SBATCH --partition=cpu",
+        "#SBATCH --cpus-per-task=1",
+        "#SBATCH --account=physics",
+        "#SBATCH --qos=normal",
+        "#SBATCH --constraint=fast",
+        "#SBATCH --mail-type=FAIL",
+    ]
+    assert [lines.index(line) for line in order] == sorted(lines.index(line) for line in order)
+
+
+def test_a_bare_option_that_needs_a_value_is_never_rendered():
+    # sbatch would read the next #SBATCH line's option as its value
+    with pytest.raises(ValueError, match="needs a value"):
+        render_batch_script("#SBATCH {{ o|sbatch_option }}", {"o": "--comment"})
+    assert render_batch_script("#SBATCH {{ o|sbatch_option }}", {"o": "--contiguous"}) == (
+        "#SBATCH --contiguous"
+    )
 
 
 def test_default_url_and_root_dir_are_per_spawn_environment():
@@ -363,9 +384,9 @@ def test_real_sbatch_reads_each_line_as_meant(name, sbatch_options_of):
     assert defined.get("mem", "") == context["memory"]
     assert defined.get("gres", "") == ("gres:" + context["gres"] if context["gres"] else "")
     assert defined.get("reservation", "") == context["reservation"]
-    # the extra options come after --account/--qos, and sbatch keeps the last value
-    assert defined.get("qos", "") == (_last("qos", context) or context["qos"])
-    assert defined.get("account", "") == (_last("account", context) or context["account"])
+    # the admin's --account/--qos come after the user's options, and sbatch keeps the last value
+    assert defined.get("qos", "") == (context["qos"] or _last("qos", context))
+    assert defined.get("account", "") == (context["account"] or _last("account", context))
 
 
 @pytest.mark.parametrize("payload", HOSTILE, ids=repr)

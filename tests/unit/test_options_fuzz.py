@@ -247,6 +247,7 @@ def shell_words(line: str) -> list[str]:
 
 def expected_header(context: dict) -> list[str]:
     args = [
+        *context["user_sbatch_options"],  # first: every later line wins over them
         f"--job-name={context['job_name']}",
         f"--chdir={context['home_dir']}",
         f"--export={context['export']}",
@@ -260,7 +261,7 @@ def expected_header(context: dict) -> list[str]:
         key = "memory" if name == "mem" else name
         if context[key]:
             args.append(f"--{name}={context[key]}")
-    return args + list(context["sbatch_options"])
+    return args + list(context["admin_sbatch_options"])
 
 
 def expected_body(options: UserOptions, context: dict) -> list[list[str]]:
