@@ -1,12 +1,20 @@
-"""``set_config(c)``: wire jupyterhub_moss into a JupyterHub configuration."""
+"""``set_config(c)``: wire jupyterhub_moss into a JupyterHub configuration.
+
+Also the checks a starting hub runs once its whole configuration is in, whichever way the admin
+chose the spawner (``set_config``, ``spawner_class = "moss"`` or the class name): see
+:func:`watch_starting_hub`.
+"""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from . import handlers
 
 SPAWNER_CLASS = "jupyterhub_moss.MOSlurmSpawner"
+
+log = logging.getLogger(__name__)
 
 
 def set_config(c: Any) -> None:
@@ -19,14 +27,22 @@ def set_config(c: Any) -> None:
       one stops the hub at start-up with a message naming the partition and the field, rather
       than failing the first user who opens the spawn page.
 
-    Calling it twice is harmless.
+    Calling it twice is harmless. Importing the package already does the rest (see
+    :func:`watch_starting_hub`), so ``spawner_class = "moss"`` alone is safe as well.
     """
     c.JupyterHub.spawner_class = SPAWNER_CLASS
     handlers.register()
-    _check_partitions_once_config_is_loaded()
+    watch_starting_hub()
 
 
-def _check_partitions_once_config_is_loaded() -> None:
+def watch_starting_hub() -> None:
+    """Check the starting hub (if any) as soon as it has built its handler table.
+
+    The config file is still running here (or JupyterHub is resolving ``spawner_class``), so
+    its later lines are not known yet; traitlets signals no "config fully loaded" either. The
+    hub builds its handler table once, after the whole config is in and before it serves
+    anything: check then.
+    """
     from jupyterhub.app import JupyterHub
 
     if not JupyterHub.initialized():
@@ -35,16 +51,45 @@ def _check_partitions_once_config_is_loaded() -> None:
     if getattr(app, "_moss_config_check", False):
         return
     app._moss_config_check = True
-    # The config file is still running here, so its later lines (the partitions) are not known
-    # yet; traitlets signals no "config fully loaded" either. The hub builds its handler table
-    # once, after the whole config is in and before it serves anything: check then.
-    app.observe(_check_partitions, names="handlers")
+    app.observe(_check_starting_hub, names="handlers")
 
 
-def _check_partitions(change: dict) -> None:
+def _check_starting_hub(change: dict) -> None:
+    app = change["owner"]
+    if not _uses_our_spawner(app):
+        return  # the package is installed but this hub spawns with something else
+    _check_port_report_route(app)
+    _check_partitions(app)
+
+
+def _uses_our_spawner(app: Any) -> bool:
+    from .spawner import MOSlurmSpawner
+
+    spawner_class = getattr(app, "spawner_class", None)
+    return isinstance(spawner_class, type) and issubclass(spawner_class, MOSlurmSpawner)
+
+
+def _check_port_report_route(app: Any) -> None:
+    """Refuse to start if the port report would reach any handler but ours (batchspawner's
+    sets every key a job posts as an attribute of the spawner: a user could pick the command
+    the hub runs as root)."""
+    table = app.handlers
+    if handlers.port_report_is_ours(table, app.hub_prefix):
+        return
+    owner = handlers.port_report_owner(table, app.hub_prefix)
+    app.log.critical(
+        "jupyterhub_moss cannot start: %sapi/batchspawner is routed to %s, not to "
+        "jupyterhub_moss's port report handler. Remove that route (an authenticator's or "
+        "extra handler) so that jobs cannot set attributes of the spawner.",
+        app.hub_prefix,
+        _describe(owner),
+    )
+    app.exit(1)
+
+
+def _check_partitions(app: Any) -> None:
     from .config import PartitionConfigError, load_partitions
 
-    app = change["owner"]
     section = app.config.get("MOSlurmSpawner", {})
     if "partitions" not in section:
         return
@@ -53,3 +98,11 @@ def _check_partitions(change: dict) -> None:
     except PartitionConfigError as exc:
         app.log.critical("jupyterhub_moss cannot start: %s", exc)
         app.exit(1)
+
+
+def _describe(handler: Any) -> str:
+    if handler is None:
+        return "no handler"
+    module = getattr(handler, "__module__", "")
+    name = getattr(handler, "__qualname__", repr(handler))
+    return f"{module}.{name}" if module else name

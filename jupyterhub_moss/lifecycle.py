@@ -28,6 +28,7 @@ import os
 import pwd
 import re
 import stat
+import sys
 from collections.abc import AsyncIterator, Mapping
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -44,8 +45,15 @@ from .batch_script import (
     render_batch_script,
 )
 from .limits import PartitionLimits
+from .log_safe import log_safe
 from .options import UserOptions
-from .slurm.commands import SlurmCommandError, SlurmRunner, SlurmTimeout
+from .slurm.commands import (
+    SlurmCommandError,
+    SlurmRunner,
+    SlurmTimeout,
+    UnsafeUsername,
+    check_username,
+)
 from .slurm.jobs import JobStatusPoller
 from .slurm.models import JobStatus
 from .slurm.parsing import parse_scontrol_fields, parse_slurm_time
@@ -56,6 +64,7 @@ __all__ = [
     "SpawnFailed",
     "environment_bin",
     "job_failure_message",
+    "job_output_path",
     "pending_message",
     "shared_job_poller",
     "tail_output_file",
@@ -86,8 +95,11 @@ _JOB_ID = re.compile(r"^(\d+)(?:;[^\s;]+)?$")
 #: After an sbatch that timed out, how long to keep looking for the job it may still create.
 UNCLAIMED_JOB_SWEEP_SECONDS = 900.0
 _SWEEPS: set[asyncio.Task] = set()
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+#: At most this much of the end of a job's output file is read, however large the file.
 _TAIL_BYTES = 64 * 1024
+#: The module of batchspawner's own port-report handler, which sets any attribute a job posts.
+_BATCHSPAWNER_API_MODULE = "batchspawner.api"
 
 
 class SpawnFailed(web.HTTPError):
@@ -152,15 +164,19 @@ def _clean(text: str, width: int = 300) -> str:
 def tail_output_file(path: str, owner_uid: int, lines: int = 10) -> list[str]:
     """The last ``lines`` lines of a job's output file, read by the hub (usually root).
 
-    The file must be a regular file owned by the job's user, opened without following a
-    symbolic link: a user must not get the hub to show them a file they cannot read
-    themselves (say ``~/slurm-12.out`` made a link to ``/etc/shadow``). Returns ``[]`` when
-    the file is missing, unreadable or not acceptable.
+    ``path`` must be the one the hub itself put in the batch script (:func:`job_output_path`),
+    never one Slurm reports: a job's owner can change its ``StdOut`` with ``scontrol update``
+    while it pends. The file must be a regular file owned by the job's user, opened without
+    following a symbolic link, without becoming a controlling terminal and without blocking on
+    a FIFO: a user must not get the hub to show them a file they cannot read themselves (say
+    ``~/slurm-12.out`` made a link to ``/etc/shadow``) nor to hang. At most the last 64 KiB are
+    read. Returns ``[]`` when the file is missing, unreadable or not acceptable.
     """
     if lines <= 0 or not path or not os.path.isabs(path) or path == "/dev/null":
         return []
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NOCTTY | os.O_NONBLOCK | os.O_CLOEXEC
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        fd = os.open(path, flags)
     except OSError:
         return []
     with os.fdopen(fd, "rb") as handle:
@@ -172,6 +188,19 @@ def tail_output_file(path: str, owner_uid: int, lines: int = 10) -> list[str]:
     kept = [_clean(line) for line in text.splitlines()]
     kept = [line for line in kept if line.strip()]
     return kept[-lines:]
+
+
+def job_output_path(home_dir: str, job_id: str, saved: bool = True) -> str:
+    """The job's output file as the hub's batch script names it (``--output``), for job
+    ``job_id``: ``{home}/slurm-{job_id}.out`` when the user chose to keep it, else /dev/null.
+
+    It must stay in step with ``output_path`` in :func:`.batch_script.build_script_context`
+    (a unit test renders both).
+    """
+    if not saved:
+        return "/dev/null"
+    home = home_dir.rstrip("/") or "/"
+    return f"{home.rstrip('/')}/slurm-{job_id}.out"
 
 
 def job_failure_message(
@@ -359,10 +388,66 @@ class SlurmJobLifecycle(SlurmSpawner):
 
     _job_progress: JobProgress | None = None
     _submitting = False  # an sbatch of this spawner is running (its job id is not known yet)
+    _job_output_path = ""  # the --output our script gave the current job ("" unknown)
     _port_reported: asyncio.Event | None = None
     # True when the state came from the database of an earlier hub, for a spawn that had not
     # finished: no start() of ours is waiting for that job.
     _adopted_unfinished_start = False
+
+    # -- refusing what must never run ---------------------------------------------------
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        # batchspawner's port-report handler sets every key a job posts on the spawner
+        # (exec_prefix, cmd...). It is taken out of the hub's table (handlers.register); should
+        # it ever be reached anyway, it changes nothing here.
+        if sys._getframe(1).f_globals.get("__name__") == _BATCHSPAWNER_API_MODULE:
+            self.log.error(
+                "Refused batchspawner's port report setting %r on %s: only jupyterhub_moss's "
+                "handler may take port reports",
+                log_safe(name, 60),
+                log_safe(self._log_name),
+            )
+            raise web.HTTPError(403, "This hub takes port reports through jupyterhub_moss only")
+        super().__setattr__(name, value)
+
+    def check_port_report_route(self) -> None:
+        """Raise :class:`SpawnFailed` unless the hub routes port reports to our handler.
+
+        ``jupyterhub_moss`` puts its handler in place when imported and the hub refuses to
+        start otherwise (:mod:`.hub_config`); this is the last check, before a job exists
+        whose token could reach another handler.
+        """
+        from jupyterhub.app import JupyterHub
+
+        from .handlers import port_report_is_ours, port_report_owner
+
+        if not JupyterHub.initialized():
+            return  # not inside a hub (unit tests)
+        app = JupyterHub.instance()
+        table = getattr(app, "handlers", None)
+        if not table or port_report_is_ours(table, app.hub_prefix):
+            return
+        self.log.critical(
+            "Refusing to spawn %s: %sapi/batchspawner is routed to %r, not to jupyterhub_moss's "
+            "port report handler, so a job could set attributes of the spawner",
+            log_safe(self._log_name),
+            app.hub_prefix,
+            port_report_owner(table, app.hub_prefix),
+        )
+        raise SpawnFailed(
+            "This hub is misconfigured (its port-report address is not jupyterhub_moss's); "
+            "please tell its administrators.",
+            503,
+        )
+
+    def check_username(self) -> None:
+        """Raise :class:`SpawnFailed` (a 400) for a username that must not reach ``sudo -u``
+        or ``squeue -u`` (see :func:`.slurm.commands.check_username`)."""
+        try:
+            check_username(self.user.name)
+        except UnsafeUsername as error:
+            self.log.warning("Refusing to spawn for user %s: %s", log_safe(self.user.name), error)
+            raise SpawnFailed(str(error), 400) from error
 
     # -- the hooks -------------------------------------------------------------------------
 
@@ -416,13 +501,16 @@ class SlurmJobLifecycle(SlurmSpawner):
         try:
             return render_batch_script(self.batch_script, context)
         except Exception as error:  # an admin's template that does not fit our context
-            self.log.error("Cannot render the batch script template: %s", error)
+            self.log.error("Cannot render the batch script template: %s", log_safe(error))
             raise SpawnFailed(f"The batch script template is broken: {error}") from error
 
     # -- start -----------------------------------------------------------------------------
 
     async def start(self) -> tuple[str, int]:
         """Submit the job, wait for it to run and for its server to report a port."""
+        # Before anything runs: nothing has been submitted if these refuse.
+        self.check_username()
+        self.check_port_report_route()
         self.port = 0  # the job picks its own; get_env() then passes a placeholder
         self._job_progress = progress = JobProgress()
         self._port_reported = asyncio.Event()
@@ -432,13 +520,17 @@ class SlurmJobLifecycle(SlurmSpawner):
             options = self.moss_options
             job_id = await self.submit_job(script, env)
             self.job_id = job_id
+            # What our script told sbatch, never what Slurm says later (see tail_output_file)
+            self._job_output_path = job_output_path(
+                self.req_homedir, job_id, bool(options and options.output)
+            )
             self.job_partition = options.partition if options else ""
             self._save_state_now()
             progress.add(f"Submitted job {job_id} to partition {self.job_partition}", 10)
             self.log.info(
                 "Submitted job %s for %s to partition %s",
                 job_id,
-                self._log_name,
+                log_safe(self._log_name),
                 self.job_partition,
             )
             try:
@@ -446,11 +538,15 @@ class SlurmJobLifecycle(SlurmSpawner):
                 port = await self._wait_for_port(job_id, progress)
             except asyncio.CancelledError:
                 # The user cancelled the pending spawn, or start_timeout expired.
-                self.log.info("Spawn of %s cancelled: cancelling job %s", self._log_name, job_id)
+                self.log.info(
+                    "Spawn of %s cancelled: cancelling job %s", log_safe(self._log_name), job_id
+                )
                 await asyncio.shield(self._cancel_quietly(job_id))
                 raise
             self.job_node = node
-            self.log.info("Job %s of %s: Jupyter on %s:%s", job_id, self._log_name, node, port)
+            self.log.info(
+                "Job %s of %s: Jupyter on %s:%s", job_id, log_safe(self._log_name), node, port
+            )
             return node, port
         finally:
             progress.finish()
@@ -481,7 +577,9 @@ class SlurmJobLifecycle(SlurmSpawner):
                 503,
             ) from error
         except SlurmCommandError as error:
-            self.log.warning("sbatch refused the job of %s: %s", self._log_name, error)
+            self.log.warning(
+                "sbatch refused the job of %s: %s", log_safe(self._log_name), log_safe(error)
+            )
             raise SpawnFailed(f"Slurm refused the job: {slurm_error_text(error)}", 400) from error
         finally:
             self._submitting = False
@@ -501,7 +599,7 @@ class SlurmJobLifecycle(SlurmSpawner):
         loop = asyncio.get_running_loop()
         deadline = loop.time() + UNCLAIMED_JOB_SWEEP_SECONDS
         delay, looks = 2.0, 0
-        args = ["-h", "-u", self.user.name, "-n", self.job_name, "-o", "%i|%V"]
+        args = ["-h", "-u", check_username(self.user.name), "-n", self.job_name, "-o", "%i|%V"]
         while looks < 2 and loop.time() < deadline:
             await asyncio.sleep(delay)
             siblings = list(getattr(self.user, "spawners", {}).values())
@@ -522,7 +620,7 @@ class SlurmJobLifecycle(SlurmSpawner):
                 self.log.warning(
                     "Cancelling job %s of %s: submitted by an sbatch that timed out",
                     job_id,
-                    self.user.name,
+                    log_safe(self.user.name),
                 )
                 await self._cancel_quietly(job_id)
             delay, looks = 5.0, looks + 1
@@ -608,7 +706,8 @@ class SlurmJobLifecycle(SlurmSpawner):
     async def _job_failure(self, status: JobStatus) -> SpawnFailed:
         """The error for a job that ended before its server reported a port."""
         details = await self._job_details(status.job_id)
-        path = details.get("StdOut", "")
+        # Not details["StdOut"]: the job's owner may have pointed it elsewhere.
+        path = self._job_output_path
         lines: list[str] = []
         if path and path != "/dev/null":
             uid = self._user_uid()
@@ -622,7 +721,9 @@ class SlurmJobLifecycle(SlurmSpawner):
             path,
             lines,
         )
-        self.log.warning("Spawn of %s failed: %s", self._log_name, message)
+        self.log.warning(
+            "Spawn of %s failed: %s", log_safe(self._log_name), log_safe(message, 4000)
+        )
         self.job_status = details.get("JobState", status.state)
         # 502: the hub's upstream, the job, failed; not the hub itself (500).
         return SpawnFailed(message, 502)
@@ -632,7 +733,7 @@ class SlurmJobLifecycle(SlurmSpawner):
         try:
             out = await self.slurm_runner().run("scontrol", ["show", "job", "-o", job_id])
         except SlurmCommandError as error:
-            self.log.debug("scontrol show job %s failed: %s", job_id, error)
+            self.log.debug("scontrol show job %s failed: %s", job_id, log_safe(error))
             return {}
         for line in out.splitlines():
             fields = parse_scontrol_fields(line)
@@ -658,7 +759,7 @@ class SlurmJobLifecycle(SlurmSpawner):
             self.log.warning(
                 "Cancelling job %s of %s: its spawn was interrupted by a hub restart",
                 job_id,
-                self._log_name,
+                log_safe(self._log_name),
             )
             await self._cancel_quietly(job_id)
             self._forget_job(job_id)
@@ -672,12 +773,16 @@ class SlurmJobLifecycle(SlurmSpawner):
                 self.log.warning(
                     "Slurm did not answer about job %s of %s (%s); it still counts as running",
                     job_id,
-                    self._log_name,
-                    poller.last_error,
+                    log_safe(self._log_name),
+                    log_safe(poller.last_error),
                 )
             return None
         self.log.info(
-            "Job %s of %s has ended: %s (%s)", job_id, self._log_name, status.state, status.reason
+            "Job %s of %s has ended: %s (%s)",
+            job_id,
+            log_safe(self._log_name),
+            log_safe(status.state),
+            log_safe(status.reason),
         )
         self._forget_job(job_id)
         self.clear_state()
@@ -688,7 +793,7 @@ class SlurmJobLifecycle(SlurmSpawner):
         job_id = self.job_id
         if not job_id:
             return
-        self.log.info("Stopping job %s of %s", job_id, self._log_name)
+        self.log.info("Stopping job %s of %s", job_id, log_safe(self._log_name))
         await self.cancel_job(job_id)
         if now:
             return
@@ -698,7 +803,7 @@ class SlurmJobLifecycle(SlurmSpawner):
         self.log.warning(
             "Job %s of %s still not ended %.0f s after scancel",
             job_id,
-            self._log_name,
+            log_safe(self._log_name),
             self.stop_confirm_timeout,
         )
 
@@ -709,7 +814,7 @@ class SlurmJobLifecycle(SlurmSpawner):
         except SlurmCommandError as error:
             if "Invalid job id" in error.stderr or "already completing" in error.stderr:
                 return
-            self.log.error("scancel of job %s failed: %s", job_id, error)
+            self.log.error("scancel of job %s failed: %s", job_id, log_safe(error))
             raise
 
     async def _cancel_quietly(self, job_id: str) -> None:

@@ -22,6 +22,8 @@ from typing import Any
 from jupyterhub.apihandlers.base import APIHandler
 from tornado import web
 
+from ..log_safe import log_safe
+
 ROUTE = r"/api/batchspawner"
 MIN_PORT, MAX_PORT = 1, 65535
 
@@ -66,7 +68,7 @@ class PortReportHandler(APIHandler):
         report = getattr(spawner, "report_port", None)
         if report is None or not report(port):
             raise web.HTTPError(409, "This server is not waiting for a port")
-        self.log.info("%s reported port %d", spawner._log_name, port)
+        self.log.info("%s reported port %d", log_safe(spawner._log_name), port)
         self.set_status(201)
         self.write({"message": "port recorded"})
 

@@ -20,6 +20,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, overload
 
+from ..log_safe import log_safe
+
 log = logging.getLogger(__name__)
 
 #: Used when neither ``env`` nor the hub's own environment gives a ``PATH``. JupyterHub 6 passes
@@ -89,12 +91,59 @@ def has_slurm_error(stderr: str) -> bool:
     return bool(_SLURM_ERROR_LINE.search(stderr))
 
 
+class UnsafeUsername(ValueError):
+    """A username that must not reach a command line (``sudo -u NAME``, ``squeue -u NAME``)."""
+
+    def __init__(self, username: str, why: str) -> None:
+        self.username = username
+        self.why = why
+        super().__init__(
+            f"The username '{log_safe(username, 60)}' cannot be used with Slurm: {why}"
+        )
+
+
+# Whitespace, '/', '\\', ':' and every control character (C0, DEL, C1, Unicode separators).
+_USERNAME_FORBIDDEN = re.compile(r"[\s/\\:\x00-\x1f\x7f-\x9f\u2028\u2029]")
+MAX_USERNAME_LENGTH = 256
+
+
+def check_username(username: str) -> str:
+    """``username`` if it is safe as one argument of ``sudo -u``/``squeue -u``; else raise
+    :class:`UnsafeUsername` saying why.
+
+    sudo reads ``-u '#0'`` as uid 0 (root) and ``-u -x`` as an option; '/' or '..' in a name
+    could also reach a path (``~user``). Authenticators differ in what they allow, so this is
+    checked here, before any command runs as a user.
+    """
+    if not isinstance(username, str) or not username:
+        raise UnsafeUsername(str(username or ""), "it is empty")
+    if len(username) > MAX_USERNAME_LENGTH:
+        raise UnsafeUsername(username, f"it is longer than {MAX_USERNAME_LENGTH} characters")
+    if username[0] in "-#+~%":
+        raise UnsafeUsername(
+            username, f"it starts with {username[0]!r} (an option, a uid or a group to sudo)"
+        )
+    if username in (".", ".."):
+        raise UnsafeUsername(username, "it is a path segment")
+    bad = _USERNAME_FORBIDDEN.search(username)
+    if bad:
+        raise UnsafeUsername(
+            username,
+            f"it contains '{log_safe(bad.group())}' (whitespace, '/', '\\', ':' "
+            "and control characters are not allowed)",
+        )
+    return username
+
+
 def expand_prefix(template: str | Sequence[str], **values: str) -> list[str]:
     """Turn a prefix template such as ``"sudo -E -u {username}"`` into an argument list.
 
     The template is split first and each word formatted afterwards, so a value containing spaces
-    or quotes stays one argument and can never add options of its own.
+    or quotes stays one argument and can never add options of its own. A ``username`` is checked
+    with :func:`check_username` first (raises :class:`UnsafeUsername`).
     """
+    if "username" in values:
+        check_username(values["username"])
     words = shlex.split(template) if isinstance(template, str) else list(template)
     return [word.format(**values) for word in words]
 
@@ -210,7 +259,7 @@ class SlurmRunner:
         if has_slurm_error(stderr):
             raise SlurmCommandError(argv, returncode, stderr)
         if stderr.strip():
-            log.debug("%s printed on stderr: %s", argv[0], _first_lines(stderr))
+            log.debug("%s printed on stderr: %s", argv[0], log_safe(_first_lines(stderr)))
         return stdout
 
 

@@ -15,6 +15,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
+from ..log_safe import log_safe
 from .commands import SlurmCommandError, SlurmRunner, expand_prefix
 from .models import StartEstimate
 from .parsing import parse_test_only
@@ -116,7 +117,7 @@ class StartEstimator:
         try:
             estimate = await self._query(username, sbatch_args, script)
         except (SlurmCommandError, ValueError) as error:
-            log.info("No start estimate for %s: %s", username, error)
+            log.info("No start estimate for %s: %s", log_safe(username), log_safe(error))
         finally:
             self._inflight.pop(key, None)
         self._cache[key] = _Cached(estimate, self._clock())

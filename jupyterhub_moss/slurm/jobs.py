@@ -23,6 +23,7 @@ import time
 from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass
 
+from ..log_safe import log_safe
 from .commands import SlurmCommandError, SlurmRunner
 from .models import JOB_GONE, JobStatus
 from .parsing import parse_squeue, squeue_args
@@ -192,7 +193,7 @@ class JobStatusPoller:
             log.warning(
                 "squeue failed (%d in a row), job states unknown: %s",
                 self._failures,
-                self.last_error,
+                log_safe(self.last_error),
                 exc_info=not isinstance(error, SlurmCommandError),
             )
             return

@@ -14,6 +14,7 @@ from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
+from ..log_safe import log_safe
 from .models import JobStatus, PartitionInfo, Reservation, StartEstimate
 
 log = logging.getLogger(__name__)
@@ -96,7 +97,7 @@ def parse_gres(text: str) -> dict[str, int]:
             continue
         gpu_type, count = _gpu_type_and_count(rest)
         if count is None:
-            log.warning("skipping unreadable GRES entry %r", entry)
+            log.warning("skipping unreadable GRES entry %s", log_safe(repr(entry)))
             continue
         gpus[gpu_type] = gpus.get(gpu_type, 0) + count
     return gpus
@@ -300,7 +301,9 @@ def parse_sinfo(text: str) -> dict[str, PartitionInfo]:
         try:
             _fold_sinfo_line(totals, line)
         except (ValueError, KeyError) as error:
-            log.warning("skipping sinfo line %d %r: %s", number, line, error)
+            log.warning(
+                "skipping sinfo line %d %s: %s", number, log_safe(repr(line)), log_safe(error)
+            )
     # -N lists nodes, not partitions, in node order: sort so the order means something.
     ordered = sorted(totals.values(), key=lambda p: (not p.is_default, p.name))
     return {partition.name: partition.build() for partition in ordered}
@@ -374,7 +377,7 @@ def parse_reservations(text: str) -> list[Reservation]:
         try:
             reservations.append(_reservation(fields))
         except (KeyError, ValueError) as error:
-            log.warning("skipping reservation line %r: %s", line, error)
+            log.warning("skipping reservation line %s: %s", log_safe(repr(line)), log_safe(error))
     return reservations
 
 
@@ -506,7 +509,7 @@ def parse_squeue(text: str) -> dict[str, JobStatus]:
             continue
         parts = line.strip().split("|", 5)
         if len(parts) != 6 or not parts[0]:
-            log.warning("skipping squeue line %r", line)
+            log.warning("skipping squeue line %s", log_safe(repr(line)))
             continue
         job_id, state, batch_host, node_list, start, reason = (p.strip() for p in parts)
         state = state.upper()

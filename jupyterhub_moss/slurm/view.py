@@ -23,6 +23,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 
+from ..log_safe import log_safe
 from .commands import SlurmCommandError, SlurmRunner
 from .models import PartitionInfo, Reservation
 from .parsing import RESERVATION_ARGS, SINFO_ARGS, parse_reservations, parse_sinfo
@@ -228,7 +229,7 @@ class ClusterView:
             log.warning(
                 "Slurm cluster refresh failed (%d in a row): %s",
                 self._failures,
-                self._last_error,
+                log_safe(self._last_error),
                 exc_info=not isinstance(error, SlurmCommandError),
             )
             if self._snapshot is not None:

@@ -28,7 +28,7 @@ pytestmark = pytest.mark.unit
         ("sudo -E -u {username}", {"username": "alice"}, ["sudo", "-E", "-u", "alice"]),
         ("", {"username": "alice"}, []),
         # the value stays one word, whatever it holds
-        ("sudo -u {username}", {"username": "a b; rm"}, ["sudo", "-u", "a b; rm"]),
+        ("as-user {name}", {"name": "a b; rm"}, ["as-user", "a b; rm"]),
         ("sudo -u {username}", {"username": "{other}"}, ["sudo", "-u", "{other}"]),
         ("'/opt/my tools/as-user' --user={username}", {"username": "bob"},
          ["/opt/my tools/as-user", "--user=bob"]),
