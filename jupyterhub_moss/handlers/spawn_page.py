@@ -105,7 +105,8 @@ class MossSpawnHandler(SpawnHandler):
             name = undecodable_field(arguments)
             if name is not None:
                 raise web.HTTPError(400, f"{name}: not valid UTF-8 text")
-        if self.request.method == "GET":
+        # Anonymous requests are sent to the login page, query and all; they are judged after.
+        if self.request.method == "GET" and self.current_user is not None:
             self._hold_back_untrusted_query_spawn()
 
     def _hold_back_untrusted_query_spawn(self) -> None:
@@ -126,7 +127,7 @@ class MossSpawnHandler(SpawnHandler):
         self.request.arguments = dict(kept)
         self.log.warning(
             "Query spawn by %r held for the user to confirm: it came from %s",
-            self.current_user.name if self.current_user else "",
+            self.current_user.name,
             came_from,
         )
 

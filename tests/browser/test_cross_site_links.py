@@ -124,7 +124,9 @@ def follow_link_from(page, url: str) -> None:
     page.wait_for_load_state("load")
 
 
-def assert_held(page, hub: HubProcess, env: dict[str, str], came_from: str) -> None:
+def assert_held(
+    page, hub: HubProcess, env: dict[str, str], came_from: str, jobs_before: list[str]
+) -> None:
     notice = page.locator("#moss-link-notice")
     notice.wait_for()
     assert f"This link came from {came_from}" in " ".join(notice.inner_text().split())
@@ -135,16 +137,17 @@ def assert_held(page, hub: HubProcess, env: dict[str, str], came_from: str) -> N
     assert page.input_value("input[name=options]") == LINK["options"]
     # Nothing started: JupyterHub records a spawn before it answers, and Slurm has no job.
     assert not_started(server_model(hub.api(), "alice"))
-    assert alice_jobs(env) == []
+    assert set(alice_jobs(env)) <= set(jobs_before)
 
 
 def test_a_link_from_another_site_asks_first_and_one_click_starts_it(
     hub, other_site, alice_page, slurm_cluster
 ):
     page = alice_page
+    jobs_before = alice_jobs(slurm_cluster.env)
     follow_link_from(page, f"http://localhost:{other_site.port}/")
     assert page.url.startswith(hub.hub_url("spawn?"))
-    assert_held(page, hub, slurm_cluster.env, "another site")
+    assert_held(page, hub, slurm_cluster.env, "another site", jobs_before)
 
     page.click("#spawn_form button[type=submit]")
     page.wait_for_url(PENDING_OR_RUNNING, timeout=30000)
@@ -156,8 +159,9 @@ def test_a_link_from_another_site_asks_first_and_one_click_starts_it(
 def test_a_link_from_another_host_of_the_same_site_asks_first(
     hub, other_site, alice_page, slurm_cluster
 ):
+    jobs_before = alice_jobs(slurm_cluster.env)
     follow_link_from(alice_page, f"http://127.0.0.1:{other_site.port}/")
-    assert_held(alice_page, hub, slurm_cluster.env, "another site on the same domain")
+    assert_held(alice_page, hub, slurm_cluster.env, "another site on the same domain", jobs_before)
 
 
 def test_a_link_on_the_hubs_own_page_starts_at_once(hub, alice_page):
@@ -168,3 +172,22 @@ def test_a_link_on_the_hubs_own_page_starts_at_once(hub, alice_page):
     server = server_model(hub.api(), "alice")
     assert not not_started(server)
     assert server["user_options"]["options"] == LINK["options"]
+
+
+def test_a_link_followed_before_logging_in_still_asks_after_the_login(
+    hub, other_site, page, slurm_cluster
+):
+    """The login page forwards to its ?next= spawn URL: the link chose it, not the user."""
+    jobs_before = alice_jobs(slurm_cluster.env)
+    try:
+        follow_link_from(page, f"http://localhost:{other_site.port}/")
+        page.wait_for_selector("input[name=username]")  # sent to log in first
+        page.fill("input[name=username]", "alice")
+        page.fill("input[name=password]", "any")
+        with page.expect_navigation(url=re.compile(r"/hub/spawn\?")):
+            page.click("input[type=submit], button[type=submit]")
+        came_from = "a page on this server that is not one of the hub's own"
+        assert_held(page, hub, slurm_cluster.env, came_from, jobs_before)
+    finally:
+        stop_server(hub.api(), "alice")
+        cancel_jobs_of(slurm_cluster.env, "alice")
