@@ -1,20 +1,18 @@
 """``set_config(c)``: wire jupyterhub_moss into a JupyterHub configuration.
 
-Also the checks a starting hub runs once its whole configuration is in, whichever way the admin
-chose the spawner (``set_config``, ``spawner_class = "moss"`` or the class name): see
-:func:`watch_starting_hub`.
+Also the set-up and checks a starting hub runs once its whole configuration is in, whichever way
+the admin chose the spawner (``set_config``, ``spawner_class = "moss"`` or the class name): see
+:func:`hook_into_hub_start`.
 """
 
 from __future__ import annotations
 
-import logging
+import functools
 from typing import Any
 
 from . import handlers
 
 SPAWNER_CLASS = "jupyterhub_moss.MOSlurmSpawner"
-
-log = logging.getLogger(__name__)
 
 
 def set_config(c: Any) -> None:
@@ -27,39 +25,43 @@ def set_config(c: Any) -> None:
       one stops the hub at start-up with a message naming the partition and the field, rather
       than failing the first user who opens the spawn page.
 
-    Calling it twice is harmless. Importing the package already does the rest (see
-    :func:`watch_starting_hub`), so ``spawner_class = "moss"`` alone is safe as well.
+    Calling it twice is harmless. A hub whose config only says ``spawner_class = "moss"`` (or
+    the class name) gets the same, from :func:`hook_into_hub_start`.
     """
     c.JupyterHub.spawner_class = SPAWNER_CLASS
     handlers.register()
-    watch_starting_hub()
+    hook_into_hub_start()
 
 
-def watch_starting_hub() -> None:
-    """Check the starting hub (if any) as soon as it has built its handler table.
+def hook_into_hub_start() -> None:
+    """Have every JupyterHub that spawns with our class set up and check its handler table.
 
-    The config file is still running here (or JupyterHub is resolving ``spawner_class``), so
-    its later lines are not known yet; traitlets signals no "config fully loaded" either. The
-    hub builds its handler table once, after the whole config is in and before it serves
-    anything: check then.
+    JupyterHub imports this package while it is still being constructed (it loads every
+    spawner entry point to list their options), resolves ``spawner_class`` from the config,
+    and only then builds its handler table in ``init_handlers``, before it serves anything.
+    Wrapping that one method is the only point where the whole config is known and the table
+    not yet built. For a hub using another spawner it does nothing: merely having the package
+    installed must not change that hub's pages. Installed once, when the package is imported.
     """
     from jupyterhub.app import JupyterHub
 
-    if not JupyterHub.initialized():
-        return  # not inside a starting hub (e.g. a unit test building a config)
-    app = JupyterHub.instance()
-    if getattr(app, "_moss_config_check", False):
+    original = JupyterHub.init_handlers
+    if getattr(original, "_moss_hook", False):
         return
-    app._moss_config_check = True
-    app.observe(_check_starting_hub, names="handlers")
 
+    @functools.wraps(original)
+    def init_handlers(app: Any, *args: Any, **kwargs: Any) -> Any:
+        ours = _uses_our_spawner(app)
+        if ours:
+            handlers.register()
+        result = original(app, *args, **kwargs)
+        if ours:
+            _check_port_report_route(app)
+            _check_partitions(app)
+        return result
 
-def _check_starting_hub(change: dict) -> None:
-    app = change["owner"]
-    if not _uses_our_spawner(app):
-        return  # the package is installed but this hub spawns with something else
-    _check_port_report_route(app)
-    _check_partitions(app)
+    init_handlers._moss_hook = True  # type: ignore[attr-defined]
+    JupyterHub.init_handlers = init_handlers
 
 
 def _uses_our_spawner(app: Any) -> bool:

@@ -113,15 +113,28 @@ def xsrf_from_page(html: str) -> str:
 
 
 def hub_config(
-    *, port: int, hub_port: int, proxy_api_port: int, base_url: str, root: Path, token: str
+    *,
+    port: int,
+    hub_port: int,
+    proxy_api_port: int,
+    base_url: str,
+    root: Path,
+    token: str,
+    spawner_class: str | None = None,
 ) -> str:
-    """The config every test hub shares; tests append their own lines after it."""
-    return textwrap.dedent(
-        f"""
-        import jupyterhub_moss
+    """The config every test hub shares; tests append their own lines after it.
 
-        c = get_config()  # noqa: F821
-        jupyterhub_moss.set_config(c)
+    ``spawner_class`` (e.g. ``"moss"``): name the spawner that way and never import the package
+    nor call ``set_config`` in the config file, as an admin who skips ``set_config`` would.
+    """
+    if spawner_class is None:
+        choose_spawner = "import jupyterhub_moss\n\nc = get_config()  # noqa: F821\n"
+        choose_spawner += "jupyterhub_moss.set_config(c)"
+    else:
+        choose_spawner = "c = get_config()  # noqa: F821\n"
+        choose_spawner += f"c.JupyterHub.spawner_class = {spawner_class!r}"
+    return choose_spawner + textwrap.dedent(
+        f"""
         c.JupyterHub.bind_url = "http://127.0.0.1:{port}{base_url}"
         c.JupyterHub.hub_bind_url = "http://127.0.0.1:{hub_port}"
         c.ConfigurableHTTPProxy.api_url = "http://127.0.0.1:{proxy_api_port}"
@@ -145,7 +158,11 @@ def hub_config(
 
 @contextmanager
 def running_hub(
-    root: Path, extra_config: str = "", base_url: str = "/", env: dict[str, str] | None = None
+    root: Path,
+    extra_config: str = "",
+    base_url: str = "/",
+    env: dict[str, str] | None = None,
+    spawner_class: str | None = None,
 ) -> Iterator[HubProcess]:
     root.mkdir(parents=True, exist_ok=True)
     port, hub_port, proxy_api_port = free_port(), free_port(), free_port()
@@ -157,6 +174,7 @@ def running_hub(
         base_url=base_url,
         root=root,
         token=token,
+        spawner_class=spawner_class,
     )
     (root / "jupyterhub_config.py").write_text(config + "\n" + textwrap.dedent(extra_config))
     run_env = dict(env if env is not None else os.environ)
