@@ -174,7 +174,7 @@ TRICKY_BUT_VALID = {
     "ngpus": "1",
     "memory": "1G",
     "runtime": "0-6:30",
-    "options": "--comment='a b; $(id) `id` \\\" #' --nice=5",
+    "options": "--comment='a b; $(id) `id` \\\" #' --mail-type=END",
     "output": "on",
     "default_url": "/lab?x=1&y=2",
     "root_dir": "~/a b",
@@ -187,7 +187,7 @@ def test_each_way_submits_a_sound_script_for_tricky_but_valid_values(fuzzed, way
     raw = dict(TRICKY_BUT_VALID)
     expected = verdict(fuzzed, as_hub_sees_it(way, raw))
     assert not isinstance(expected, UserOptionsError), expected
-    assert expected.options == ['--comment=a b; $(id) `id` \\" #', "--nice=5"]
+    assert expected.options == ['--comment=a b; $(id) `id` \\" #', "--mail-type=END"]
     server, before = next(fuzzed.names), len(fuzzed.recorder.submissions())
     response = send(fuzzed, way, raw, server)
     fuzzed.started.append(server)

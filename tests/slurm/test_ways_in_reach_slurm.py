@@ -31,7 +31,7 @@ ADMIN_ENVIRONMENT = {
     "memory": "600M",
     "runtime": "0:45:00",
     "reservation": RESERVATION,
-    "options": "--comment=ways-in --nice=5",
+    "options": "--comment=ways-in --mail-type=END",
     "output": "true",
     "default_url": "/lab",
     "root_dir": "~/work",

@@ -316,6 +316,11 @@ def script_problems(
     if problems:
         return problems
     args = [sbatch_argument(line) for line in header]
+    # the user's extra options come first: every later line (the hub's, the admin's) wins
+    user = len(options.options)
+    if args[:user] != list(options.options):
+        problems.append(f"#SBATCH arguments {args[:user]} != the user's {options.options}")
+    args = args[user:]
     names = [arg.split("=", 1)[0] for arg in args]
     fixed = ["--job-name", "--chdir", "--export", "--get-user-env", "--output"]
     if names[:5] != fixed:
@@ -331,7 +336,7 @@ def script_problems(
         wanted.append(f"--gres={gres}")
     if options.reservation:
         wanted.append(f"--reservation={options.reservation}")
-    wanted += [*admin_options, *options.options]
+    wanted += admin_options
     if args[5:] != wanted:
         problems.append(f"#SBATCH arguments {args[5:]} != {wanted}")
 
