@@ -20,39 +20,13 @@ from pathlib import Path
 
 import httpx
 import pytest
-from support.hub import DEMO_PARTITIONS, running_hub
+from support.fake_slurm import fake_slurm
+from support.fake_slurm import fake_slurm_config as config
+from support.hub import running_hub
 
 pytestmark = pytest.mark.hub
 
 ROUTES = ["set_config", "moss", "jupyterhub_moss.MOSlurmSpawner"]
-
-
-def fake_slurm(folder: Path) -> Path:
-    """sbatch keeps the job's server token and says job 4242; squeue says it pends."""
-    folder.mkdir()
-    scripts = {
-        "sbatch": 'cat > /dev/null\nprintf %s "$JUPYTERHUB_API_TOKEN" > "$D/token"\necho 4242',
-        "squeue": 'echo "4242|PENDING|||N/A|Resources"',
-        "scancel": "true",
-        "scontrol": "true",
-        "sinfo": "exit 1",  # no cluster: the page and limits come from the config alone
-    }
-    for name, body in scripts.items():
-        path = folder / name
-        path.write_text(f'#!/bin/sh\nD={folder}\necho "$MOSS_AS {name} $*" >> "$D/ran"\n{body}\n')
-        path.chmod(0o755)
-    return folder
-
-
-def config(slurm: Path) -> str:
-    return f"""
-c.MOSlurmSpawner.partitions = {DEMO_PARTITIONS!r}
-c.MOSlurmSpawner.slurm_bin_dir = {str(slurm)!r}
-c.MOSlurmSpawner.exec_prefix = "env MOSS_AS={{username}}"
-c.MOSlurmSpawner.stop_confirm_timeout = 1
-c.Spawner.start_timeout = 120
-c.JupyterHub.tornado_settings = {{"slow_spawn_timeout": 0, "slow_stop_timeout": 0}}
-"""
 
 
 def wait_for_file(path: Path, timeout: float = 30) -> str:
