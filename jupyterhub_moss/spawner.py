@@ -118,9 +118,14 @@ class MOSlurmSpawner(SlurmJobLifecycle, SlurmSpawner):
         help="""
         sbatch options users may not put in the ``options`` field, as long names (``--uid``).
 
-        The default refuses what would change identity, folder, environment or output, or what
-        the form already controls and checks (partition, CPUs, GPUs, memory, time,
-        reservation). Abbreviations (``--parti``) and short aliases (``-p``) are refused too.
+        The default is every option of Slurm's own table (sbatch 22.05 to 25.11, see
+        ``jupyterhub_moss/slurm_option_table.py`` for each one's reason) that changes the
+        resources (CPUs, tasks, nodes, memory, GPUs, time), identity, files, environment, the
+        cluster, what runs, what sbatch prints, or what the site decides (priority, mail to
+        other addresses, accounting keys). Names are matched as sbatch reads them: any prefix,
+        alias (``--tasks-per-node``) or short form (``-p``) of a denied option is refused. A
+        list set here replaces the default; to allow one option, filter it out of
+        ``jupyterhub_moss.sbatch_options.DEFAULT_DENIED_SBATCH_OPTIONS``.
         """,
     ).tag(config=True)
 
@@ -130,7 +135,10 @@ class MOSlurmSpawner(SlurmJobLifecycle, SlurmSpawner):
         allow_none=True,
         help="""
         For strict sites: when set, the only sbatch options users may put in ``options``
-        (long names such as ``--mail-type``). The deny list still applies.
+        (long names such as ``--mail-type``), in any spelling sbatch reads as them. It may name
+        options of a newer sbatch than the table knows. The deny list and the admin's
+        ``req_account``, ``req_qos``, ``req_reservation`` and ``req_options`` still win: a user
+        option that would replace one of them is refused.
         """,
     ).tag(config=True)
 
