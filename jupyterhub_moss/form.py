@@ -30,6 +30,7 @@ from jinja2 import nodes
 
 from ._version import __version__
 from .limits import PartitionLimits
+from .log_safe import log_safe
 from .options import (
     FIELD_NAMES,
     OptionsPolicy,
@@ -722,7 +723,7 @@ async def start_estimate(
             estimate = await estimator.estimate(user_name, args, ESTIMATE_SCRIPT)
     except Exception as error:  # an estimate is a nicety: never an error on the page
         # Slurm's refusals are None above; reaching here is a bug worth seeing in the log
-        log.warning("no start estimate for %s: %r", user_name, error)
+        log.warning("no start estimate for %s: %s", log_safe(user_name), log_safe(repr(error)))
         return None
     return describe_estimate(estimate, now) if estimate is not None else None
 

@@ -25,6 +25,8 @@ from urllib.parse import parse_qs, urlsplit
 from jupyterhub.handlers.pages import SpawnHandler
 from tornado import web
 
+from ..log_safe import log_safe
+
 #: Query keys JupyterHub itself reads on the spawn page; any other key is a spawn option.
 RESERVED_QUERY_KEYS = frozenset({"next", "display_name"})
 
@@ -126,8 +128,8 @@ class MossSpawnHandler(SpawnHandler):
         self.request.query_arguments = dict(kept)
         self.request.arguments = dict(kept)
         self.log.warning(
-            "Query spawn by %r held for the user to confirm: it came from %s",
-            self.current_user.name,
+            "Query spawn by %s held for the user to confirm: it came from %s",
+            log_safe(self.current_user.name),
             came_from,
         )
 
