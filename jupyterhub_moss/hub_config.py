@@ -58,6 +58,7 @@ def hook_into_hub_start() -> None:
         if ours:
             _check_port_report_route(app)
             _check_partitions(app)
+            _check_admin_sbatch_options(app)
         return result
 
     init_handlers._moss_hook = True  # type: ignore[attr-defined]
@@ -99,6 +100,22 @@ def _check_partitions(app: Any) -> None:
         load_partitions(section["partitions"])
     except PartitionConfigError as exc:
         app.log.critical("jupyterhub_moss cannot start: %s", exc)
+        app.exit(1)
+
+
+def _check_admin_sbatch_options(app: Any) -> None:
+    """``req_options`` must split into sbatch options now, not fail every user's spawn later.
+
+    A spawner built from the hub's config resolves the trait as the real ones will (it may be
+    set on ``Spawner``, ``BatchSpawnerBase``, ``SlurmSpawner`` or ``MOSlurmSpawner``).
+    """
+    from .sbatch_options import SbatchOptionError, admin_locked_options
+
+    spawner = app.spawner_class(config=app.config)
+    try:
+        admin_locked_options(spawner.req_options)
+    except SbatchOptionError as exc:
+        app.log.critical("jupyterhub_moss cannot start: req_options: %s", exc)
         app.exit(1)
 
 

@@ -80,3 +80,16 @@ def test_everything_works_under_a_sub_path(hub_factory):
     page = alice.get(hub.hub_url("spawn"))
     assert page.status_code == 200
     assert "/jupyter/hub/moss/static/htmx.min.js" in page.text
+
+
+@pytest.mark.parametrize(
+    "section", ["MOSlurmSpawner", "SlurmSpawner", "BatchSpawnerBase", "Spawner"]
+)
+def test_req_options_that_do_not_split_stop_the_hub_at_start_up(hub_infra, tmp_path, section):
+    """Otherwise every user's spawn would fail on the admin's typo."""
+    config = partitions_config(README_EXAMPLE) + f'c.{section}.req_options = "--comment=\\"open"\n'
+    with pytest.raises(RuntimeError) as failure, running_hub(tmp_path / "hub", config):
+        pass
+    log = str(failure.value)
+    assert "JupyterHub exited" in log
+    assert "jupyterhub_moss cannot start: req_options: cannot split into words" in log, log[-3000:]
