@@ -7,6 +7,7 @@ server stops it through the REST API and makes sure its Slurm job is gone.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import subprocess
 import textwrap
@@ -15,18 +16,32 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import Error as PlaywrightError
+from playwright.sync_api import expect
 from support.cluster_hub import CLUSTER_HUB_CONFIG
 from support.hub import HubProcess, running_hub
 from support.infra import REPO
+from support.page_waits import (
+    TIMEOUT_MS,
+    fragment_answered,
+    is_fragment,
+    log_in,
+    settled,
+    stop_the_clock,
+)
+from support.page_waits import open_spawn_page as open_form
 
 AXE = REPO / "dev" / "npm" / "node_modules" / "axe-core" / "axe.min.js"
 PAYLOAD = "<script>alert(1)</script>'\"<img src=x onerror=alert(2)>"
 PENDING_OR_RUNNING = re.compile(r"/hub/spawn-pending/(alice|bob)|/user/(alice|bob)/")
+POLL_MS = 2000  # availability_refresh_interval of this module's hub
 
 
 @pytest.fixture(scope="module")
 def hub(hub_infra, slurm_cluster, tmp_path_factory) -> Iterator[HubProcess]:
-    config = CLUSTER_HUB_CONFIG + "\nc.MOSlurmSpawner.availability_refresh_interval = 2\n"
+    config = CLUSTER_HUB_CONFIG + (
+        f"\nc.MOSlurmSpawner.availability_refresh_interval = {POLL_MS // 1000}\n"
+    )
     with running_hub(tmp_path_factory.mktemp("hub"), config, env=slurm_cluster.env) as hub:
         yield hub
 
@@ -40,23 +55,52 @@ def console_errors(page) -> Iterator[list[str]]:
     yield errors
 
 
-def log_in(page, hub: HubProcess, user: str = "alice") -> None:
-    page.goto(hub.hub_url("login"))
-    page.fill("input[name=username]", user)
-    page.fill("input[name=password]", "any")
-    page.click("input[type=submit], button[type=submit]")
-    page.wait_for_url("**/hub/**")
-
-
 def open_spawn_page(page, hub: HubProcess, user: str = "alice") -> None:
     log_in(page, hub, user)
-    page.goto(hub.hub_url("spawn"))
-    page.wait_for_selector("#moss-form")
-    page.wait_for_load_state("networkidle")
+    open_form(page, hub)
 
 
 def option_values(page, name: str) -> list[str]:
     return page.eval_on_selector_all(f"select[name={name}] option", "os => os.map(o => o.value)")
+
+
+def next_table_refresh(page) -> None:
+    """With the clock stopped: one poll period passes, and the table is answered and replaced."""
+    table = page.locator("#moss-availability").element_handle()
+    with page.expect_response(is_fragment("availability"), timeout=TIMEOUT_MS):
+        page.clock.run_for(POLL_MS + 500)
+    page.wait_for_function("table => !table.isConnected", arg=table, timeout=TIMEOUT_MS)
+
+
+class HeldFragments:
+    """A slow network: the tab and partition fragments wait until the test lets each through."""
+
+    def __init__(self, page) -> None:
+        self.page = page
+        self.routes: list = []
+        page.route(re.compile(r"/moss/form/(body|partition)/"), self.hold)
+
+    def hold(self, route) -> None:
+        self.routes.append(route)
+
+    def release(self, fragment: str, containing: str = "") -> None:
+        """Let one held request through (one the page has aborted since then goes nowhere)."""
+        matches = is_fragment(fragment, containing=containing)
+        for _ in range(200):  # the route handler runs when Playwright next hears from the page
+            route = next((r for r in self.routes if matches(r.request)), None)
+            if route is not None:
+                break
+            self.page.evaluate("0")
+        else:
+            raise AssertionError(f"no {fragment} request {containing!r} is held")
+        self.routes.remove(route)
+        with contextlib.suppress(PlaywrightError):
+            route.continue_()
+
+
+def htmx_abort_notices(errors: list[str]) -> list[str]:
+    """htmx logs each request it aborts for a later one (hx-sync replace) as an error."""
+    return [e for e in errors if not e.startswith(("htmx:sendAbort", "htmx:afterRequest"))]
 
 
 def job_of(hub: HubProcess, user: str, timeout: float = 15) -> str | None:
@@ -97,50 +141,104 @@ def test_switching_partitions_and_tabs_changes_the_limits(hub, page, console_err
     assert option_values(page, "nprocs") == ["1", "2", "4", "8"]
     assert page.locator("select[name=ngpus]").count() == 0
 
-    page.check("input[name=partition][value=gpu]")
-    page.wait_for_selector("select[name=ngpus]")
+    with fragment_answered(page, "partition"):
+        page.check("input[name=partition][value=gpu]")
     assert option_values(page, "ngpus") == ["0", "1", "2"]
     assert option_values(page, "runtime")[-1] == "12:00:00"
     # the swap does not take the focus away from the radio the user is on
     assert page.evaluate("document.activeElement.value") == "gpu"
 
     page.select_option("select[name=nprocs]", "4")
-    page.click("#moss-tab-advanced")
-    page.wait_for_selector("select[name=partition]")
+    with fragment_answered(page, "body"):
+        page.click("#moss-tab-advanced")
     assert page.evaluate("document.activeElement.id") == "moss-tab-advanced"  # focus kept
     assert page.input_value("select[name=partition]") == "gpu"
     assert page.input_value("input[name=nprocs]") == "4"  # carried over
     assert page.get_attribute("input[name=ngpus]", "max") == "2"
     assert option_values(page, "partition") == ["cpu", "gpu", "debug"]
 
-    page.select_option("select[name=partition]", "debug")
-    page.wait_for_function(
-        "document.querySelector('#moss-runtime-help').textContent.includes('01:00:00')"
-    )
+    with fragment_answered(page, "partition"):
+        page.select_option("select[name=partition]", "debug")
+    expect(page.locator("#moss-runtime-help")).to_contain_text("01:00:00")
     assert page.get_attribute("input[name=nprocs]", "max") == "8"
 
     page.fill("input[name=memory]", "2G")
-    page.click("#moss-tab-simple")
-    page.wait_for_selector("input[name=partition][type=radio]")
+    with fragment_answered(page, "body"):
+        page.click("#moss-tab-simple")
     # debug is not offered on the Simple tab: its default partition is shown, and memory with it
     assert page.locator("input[name=partition]:checked").get_attribute("value") == "cpu"
     assert "memory" in page.text_content(".moss-not-in-simple")
     assert page.locator("[name=memory]").count() == 0
 
-    page.click("#moss-reset")
-    page.wait_for_selector(".moss-not-in-simple", state="detached")
+    with fragment_answered(page, "body"):
+        page.click("#moss-reset")
+    assert page.locator(".moss-not-in-simple").count() == 0
     assert page.input_value("select[name=nprocs]") == "1"
     assert console_errors == []
 
 
+def test_a_change_the_moment_the_new_tab_appears_is_not_lost(hub, page, console_errors):
+    open_spawn_page(page, hub, "bob")
+    # the user picks a partition in the very next task after the Advanced tab is swapped in
+    page.evaluate(
+        """() => document.addEventListener('htmx:afterSwap', () => setTimeout(() => {
+            const select = document.querySelector('select[name=partition]');
+            select.value = 'debug';
+            select.dispatchEvent(new Event('change', {bubbles: true}));
+        }), {once: true})"""
+    )
+    with fragment_answered(page, "partition", containing="partition=debug"):
+        page.click("#moss-tab-advanced")
+    expect(page.locator("#moss-runtime-help")).to_contain_text("01:00:00")
+    assert page.input_value("select[name=partition]") == "debug"
+    assert console_errors == []
+
+
+def test_a_slow_tab_switch_does_not_undo_a_later_partition_choice(hub, page, console_errors):
+    open_spawn_page(page, hub, "bob")
+    held = HeldFragments(page)
+    with page.expect_request(is_fragment("body"), timeout=TIMEOUT_MS):
+        page.click("#moss-tab-advanced")
+    # while the new tab is on its way, the user picks gpu on the tab still shown
+    with page.expect_request(is_fragment("partition", containing="partition=gpu")):
+        page.check("input[name=partition][value=gpu]")
+    held.release("partition")
+    held.release("body")  # the worst order: the older answer last
+    settled(page)
+    expect(page.locator("input[name=partition][value=gpu]")).to_be_checked()
+    expect(page.locator("select[name=ngpus]")).to_be_attached()  # gpu's own controls
+    assert option_values(page, "ngpus") == ["0", "1", "2"]
+    assert htmx_abort_notices(console_errors) == []
+
+
+def test_the_last_of_quick_partition_changes_wins_whatever_order_the_answers_come_in(
+    hub, page, console_errors
+):
+    open_spawn_page(page, hub, "bob")
+    with fragment_answered(page, "body"):
+        page.click("#moss-tab-advanced")
+    held = HeldFragments(page)
+    with page.expect_request(is_fragment("partition", containing="partition=gpu")):
+        page.select_option("select[name=partition]", "gpu")
+    with page.expect_request(is_fragment("partition", containing="partition=debug")):
+        page.select_option("select[name=partition]", "debug")
+    with fragment_answered(page, "partition", containing="partition=debug"):
+        held.release("partition", containing="partition=debug")
+    held.release("partition", containing="partition=gpu")  # the older answer last
+    settled(page)
+    expect(page.locator("#moss-runtime-help")).to_contain_text("01:00:00")
+    assert page.input_value("select[name=partition]") == "debug"
+    assert htmx_abort_notices(console_errors) == []
+
+
 def test_availability_table_refreshes_itself_and_pauses_while_hidden(hub, page, console_errors):
     requests: list[str] = []
-    page.on(
-        "request", lambda r: requests.append(r.url) if "/moss/form/availability/" in r.url else None
-    )
+    page.on("request", lambda r: requests.append(r.url) if is_fragment("availability")(r) else None)
+    page.clock.install()
     open_spawn_page(page, hub)
-    page.wait_for_timeout(5000)
-    assert len(requests) >= 2  # every 2 s
+    stop_the_clock(page)
+    next_table_refresh(page)  # every 2 s
+    next_table_refresh(page)
     assert page.locator("#moss-availability tbody tr").count() == 2
     assert re.match(r"Updated (just now|\d+ s ago)", page.text_content(".moss-availability-status"))
 
@@ -151,31 +249,33 @@ def test_availability_table_refreshes_itself_and_pauses_while_hidden(hub, page, 
             document.dispatchEvent(new Event('visibilitychange'));
         }"""
     )
-    page.wait_for_timeout(500)
     hidden_from = len(requests)
-    page.wait_for_timeout(4500)
-    assert len(requests) == hidden_from  # no polling while hidden
+    page.clock.run_for(5 * POLL_MS)  # five periods while hidden
 
-    page.evaluate(
-        """() => {
-            Object.defineProperty(document, 'visibilityState',
-                                  {value: 'visible', configurable: true});
-            document.dispatchEvent(new Event('visibilitychange'));
-        }"""
-    )
-    page.wait_for_timeout(500)
-    assert len(requests) > hidden_from  # back at once
+    with page.expect_request(is_fragment("availability"), timeout=TIMEOUT_MS):
+        page.evaluate(
+            """() => {
+                Object.defineProperty(document, 'visibilityState',
+                                      {value: 'visible', configurable: true});
+                document.dispatchEvent(new Event('visibilitychange'));
+            }"""
+        )  # back at once: the clock is stopped, so no timer sent it
+    # requests are reported in order: one sent while hidden would be listed before this one
+    assert len(requests) == hidden_from + 1
     assert console_errors == []
 
 
 def test_table_refresh_does_not_move_the_page_or_the_focus(hub, page, console_errors):
+    page.clock.install()
     open_spawn_page(page, hub)
-    page.click("#moss-tab-advanced")
-    page.wait_for_selector("input[name=memory]")
+    with fragment_answered(page, "body"):
+        page.click("#moss-tab-advanced")
+    stop_the_clock(page)
     page.focus("input[name=memory]")
     page.keyboard.type("1")
     top = page.evaluate("document.querySelector('#moss-availability').getBoundingClientRect().top")
-    page.wait_for_timeout(4500)  # two refreshes
+    next_table_refresh(page)
+    next_table_refresh(page)
     page.keyboard.type("G")
     assert page.input_value("input[name=memory]") == "1G"
     assert page.evaluate("document.activeElement.name") == "memory"
@@ -187,18 +287,27 @@ def test_table_refresh_does_not_move_the_page_or_the_focus(hub, page, console_er
 
 
 def test_estimate_is_shown_and_follows_changes(hub, page, console_errors):
+    page.clock.install()
     open_spawn_page(page, hub)
     estimate = page.locator("#moss-estimate time")
-    estimate.wait_for(timeout=15000)
-    assert re.match(r"Would start now|Expected to start at \d\d:\d\d", estimate.text_content())
+    expect(estimate).to_have_text(
+        re.compile(r"Would start now|Expected to start at \d\d:\d\d"), timeout=TIMEOUT_MS
+    )
+    stop_the_clock(page)
     requests: list[str] = []
-    page.on("request", lambda r: requests.append(r.url) if "/form/estimate/" in r.url else None)
+    page.on("request", lambda r: requests.append(r.url) if is_fragment("estimate")(r) else None)
     page.select_option("select[name=nprocs]", "2")
-    page.wait_for_timeout(300)
+    page.clock.run_for(300)
     page.select_option("select[name=nprocs]", "4")
-    page.wait_for_timeout(2000)
-    assert len(requests) == 1  # debounced: one request for two quick changes
-    assert "nprocs=4" in requests[0]
+    with page.expect_response(is_fragment("estimate"), timeout=TIMEOUT_MS):
+        page.clock.run_for(1000)  # the debounce (800 ms) runs out after the last change
+    with page.expect_response(is_fragment("estimate"), timeout=TIMEOUT_MS):
+        page.select_option("select[name=nprocs]", "8")
+        page.clock.run_for(1000)
+    # debounced: one request for the two quick changes, with the last value; then the next
+    assert ["nprocs=4" in url for url in requests] == [True, False]
+    assert "nprocs=8" in requests[1]
+    expect(estimate).to_be_visible(timeout=TIMEOUT_MS)  # shown again once answered
     assert console_errors == []
 
 
@@ -207,8 +316,8 @@ def test_estimate_is_shown_and_follows_changes(hub, page, console_errors):
 
 def test_submit_from_the_simple_tab_reaches_spawn_pending(hub, page, slurm_cluster, console_errors):
     open_spawn_page(page, hub, "alice")
-    page.check("input[name=partition][value=gpu]")
-    page.wait_for_selector("select[name=ngpus]")
+    with fragment_answered(page, "partition"):
+        page.check("input[name=partition][value=gpu]")
     page.select_option("select[name=ngpus]", "1")
     try:
         page.click("#spawn_form button[type=submit]")
@@ -223,12 +332,11 @@ def test_submit_from_the_advanced_tab_reaches_spawn_pending(
     hub, page, slurm_cluster, console_errors
 ):
     open_spawn_page(page, hub, "bob")
-    page.click("#moss-tab-advanced")
-    page.wait_for_selector("select[name=partition]")
-    page.select_option("select[name=partition]", "debug")
-    page.wait_for_function(
-        "document.querySelector('#moss-runtime-help').textContent.includes('01:00:00')"
-    )
+    with fragment_answered(page, "body"):
+        page.click("#moss-tab-advanced")
+    with fragment_answered(page, "partition"):
+        page.select_option("select[name=partition]", "debug")
+    expect(page.locator("#moss-runtime-help")).to_contain_text("01:00:00")
     page.fill("input[name=nprocs]", "2")
     page.fill("input[name=runtime]", "00:20:00")
     page.fill("input[name=memory]", "512M")
@@ -259,12 +367,12 @@ def test_without_javascript_the_default_form_submits(hub, browser, slurm_cluster
 
 def test_bad_submission_shows_its_message_next_to_the_field(hub, page, console_errors):
     open_spawn_page(page, hub)
-    page.click("#moss-tab-advanced")
-    page.wait_for_selector("input[name=memory]")
+    with fragment_answered(page, "body"):
+        page.click("#moss-tab-advanced")
     page.fill("input[name=memory]", "lots")
     page.fill("input[name=options]", "--uid=0")
-    page.click("#spawn_form button[type=submit]")
-    page.wait_for_selector("#moss-memory-error")
+    with page.expect_navigation(timeout=TIMEOUT_MS):  # to its `load`: htmx has wired the page
+        page.click("#spawn_form button[type=submit]")
     assert page.text_content("#moss-memory-error").startswith("memory:")
     assert "--uid" in page.text_content("#moss-options-error")
     assert page.input_value("input[name=memory]") == "lots"  # kept as typed
@@ -272,8 +380,9 @@ def test_bad_submission_shows_its_message_next_to_the_field(hub, page, console_e
     assert "/hub/spawn" in page.url
     assert hub.api().get("users/alice").json()["servers"] == {}
     # the re-rendered page is live again: its fragments still work
-    page.select_option("select[name=partition]", "gpu")
-    page.wait_for_selector("input[name=ngpus]")
+    with fragment_answered(page, "partition"):
+        page.select_option("select[name=partition]", "gpu")
+    assert page.get_attribute("input[name=ngpus]", "max") == "2"
     assert [e for e in console_errors if "400" not in e] == []  # the page itself answers 400
 
 
@@ -284,8 +393,8 @@ def test_bad_submission_shows_its_message_next_to_the_field(hub, page, console_e
 def test_axe_finds_no_serious_violations_in_the_form(hub, page, tab, console_errors):
     open_spawn_page(page, hub)
     if tab == "advanced":
-        page.click("#moss-tab-advanced")
-        page.wait_for_selector("select[name=partition]")
+        with fragment_answered(page, "body"):
+            page.click("#moss-tab-advanced")
     page.add_script_tag(path=str(AXE))
     # our part of the page (JupyterHub's own Start button is not ours to judge)
     result = page.evaluate("async () => await axe.run('#moss-form')")
@@ -331,11 +440,13 @@ def test_hostile_admin_strings_and_saved_options_do_nothing(hub_factory, page, t
     for user, path in (("alice", "spawn"), ("admin", "spawn/alice")):
         page.goto(hostile_hub.hub_url("logout"))
         log_in(page, hostile_hub, user)
-        page.goto(hostile_hub.hub_url(path))
-        page.wait_for_selector("#moss-form")
-        page.click("#moss-tab-advanced")
-        page.wait_for_selector("select[name=partition]")
-        page.wait_for_timeout(1000)
+        open_form(page, hostile_hub, path)
+        # the new tab and the estimate it asks for on load, both carrying the payloads
+        with (
+            page.expect_response(is_fragment("estimate"), timeout=TIMEOUT_MS),
+            fragment_answered(page, "body"),
+        ):
+            page.click("#moss-tab-advanced")
         assert page.locator("#moss-form img, #moss-form script").count() == 0
         assert PAYLOAD in page.text_content("#moss-form-body")
     assert dialogs == []
