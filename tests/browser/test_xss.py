@@ -21,9 +21,12 @@ from pathlib import Path
 from urllib.parse import urlencode
 
 import pytest
+from playwright.sync_api import expect
 from support.hardening import JOBENV_BIN, cancel_jobs_named, cluster_config, unique_job_name
 from support.hub import HubProcess, running_hub
 from support.infra import running_cluster
+from support.page_waits import TIMEOUT_MS, fragment_answered, is_fragment, open_spawn_page
+from support.page_waits import log_in as log_in_on_login_page
 
 pytestmark = pytest.mark.browser
 
@@ -117,11 +120,7 @@ def dialogs(page) -> list[str]:
 
 def log_in(page, hub: HubProcess, user: str) -> None:
     page.goto(hub.hub_url("logout"))
-    page.goto(hub.hub_url("login"))
-    page.fill("input[name=username]", user)
-    page.fill("input[name=password]", "any")
-    page.click("input[type=submit], button[type=submit]")
-    page.wait_for_url("**/hub/**")
+    log_in_on_login_page(page, hub, user)
 
 
 def assert_inert(page) -> None:
@@ -139,29 +138,42 @@ def plant_saved_options(hub: HubProcess, options: dict[str, str]) -> None:
 
 def use_advanced_tab(page) -> None:
     if page.locator("select[name=partition]").count() == 0:
-        page.click("#moss-tab-advanced")
-        page.wait_for_selector("select[name=partition]")
+        with fragment_answered(page, "body"):
+            page.click("#moss-tab-advanced")
+
+
+def next_table_refreshes(page, count: int) -> None:
+    """Wait until the polled table has been answered and replaced ``count`` more times."""
+    for _ in range(count):
+        table = page.locator("#moss-availability").element_handle()
+        with page.expect_response(is_fragment("availability"), timeout=TIMEOUT_MS):
+            page.wait_for_function("table => !table.isConnected", arg=table, timeout=TIMEOUT_MS)
 
 
 def test_admin_and_slurm_strings_on_the_page_and_every_fragment(hub, page, dialogs):
     log_in(page, hub, "alice")
-    page.goto(hub.hub_url("spawn"))
-    page.wait_for_selector("#moss-form")
+    open_spawn_page(page, hub)
     assert ADMIN_PAYLOAD in page.text_content(".moss-partition-card")  # as text
-    page.check("input[name=partition][value=gpu]")  # partition fragment
-    page.wait_for_selector("select[name=ngpus]")
+    with fragment_answered(page, "partition"):
+        page.check("input[name=partition][value=gpu]")
     use_advanced_tab(page)  # body fragment
-    page.select_option("select[name=partition]", "cpu")
-    page.wait_for_function("!document.querySelector('select[name=ngpus]')")
+    with fragment_answered(page, "partition"):
+        page.select_option("select[name=partition]", "cpu")
+    assert page.locator("[name=ngpus]").count() == 0
     names = page.eval_on_selector_all("#moss-reservation-list option", "os => os.map(o => o.value)")
     assert set(RESERVATION_NAMES) <= set(names)  # straight from Slurm, as values
     labels = page.eval_on_selector_all(
         "select[name=environment_id] option", "os => os.map(o => o.textContent)"
     )
     assert labels and all(ADMIN_PAYLOAD in label for label in labels)
-    page.fill("input[name=reservation]", RESERVATION_NAMES[1])  # estimate fragment gets it
-    page.fill("input[name=memory]", "1G")
-    page.wait_for_timeout(4500)  # two availability refreshes, an estimate
+    # the estimate fragment gets the reservation once the field is left (its `change`)
+    with page.expect_response(
+        is_fragment("estimate", containing="reservation=%"), timeout=TIMEOUT_MS
+    ):
+        page.fill("input[name=reservation]", RESERVATION_NAMES[1])
+        page.fill("input[name=memory]", "1G")
+    expect(page.locator("#moss-estimate")).not_to_have_class(re.compile("htmx-request"))
+    next_table_refreshes(page, 2)
     assert_inert(page)
     assert dialogs == []
 
@@ -174,8 +186,7 @@ def test_saved_options_set_through_the_api_are_shown_as_text(hub, page, dialogs,
          "root_dir": REFLECTED, "environment_id": ADMIN_PAYLOAD},
     )  # fmt: skip
     log_in(page, hub, viewer)
-    page.goto(hub.hub_url("spawn/alice" if viewer == "admin" else "spawn"))
-    page.wait_for_selector("#moss-form")
+    open_spawn_page(page, hub, "spawn/alice" if viewer == "admin" else "spawn")
     use_advanced_tab(page)
     # the valid hostile value is kept and shown (as the hub re-quotes it); invalid ones dropped
     assert shlex.split(page.input_value("input[name=options]")) == shlex.split(SAVED_OPTIONS)
@@ -183,7 +194,7 @@ def test_saved_options_set_through_the_api_are_shown_as_text(hub, page, dialogs,
     assert page.input_value("input[name=root_dir]") == ""
     if viewer == "admin":
         assert "/moss/form/body/alice/" in page.get_attribute("#moss-tab-simple", "hx-get")
-    page.wait_for_timeout(2500)  # an availability refresh
+    next_table_refreshes(page, 1)
     assert_inert(page)
     assert dialogs == []
 

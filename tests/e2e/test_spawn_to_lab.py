@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 
 import pytest
+from support.page_waits import fragment_answered, log_in, open_spawn_page
 from support.spawning import (
     cancel,
     job_fields,
@@ -27,17 +28,12 @@ LAB_SHELL = "#jp-main-dock-panel"
 URL_SPAWN = "spawn?partition=debug&nprocs=1&runtime=0:30:00&default_url=/lab"
 
 
-def log_in(page, hub, user: str = "alice") -> None:
-    page.goto(hub.hub_url("login"))
-    page.fill("input[name=username]", user)
-    page.fill("input[name=password]", "any")
-    page.click("input[type=submit], button[type=submit]")
-    page.wait_for_url("**/hub/**")
-
-
 def choose_and_start(page, partition: str, nprocs: str) -> None:
     """Fill the spawn form by its fields' names (the page's layout may change)."""
-    page.check(f"input[name=partition][value={partition}]")
+    card = page.locator(f"input[name=partition][value={partition}]")
+    if not card.is_checked():  # a new partition brings its own CPU choices: wait for them
+        with fragment_answered(page, "partition"):
+            card.check()
     page.locator("[name=nprocs]").first.select_option(nprocs)
     page.check("input[name=default_url][value='/lab']")
     page.get_by_role("button", name="Start", exact=True).click()
@@ -76,7 +72,7 @@ def test_start_to_jupyterlab_and_stop_from_home_by_form_url_and_named_server(
         log_in(page, hub)
 
         # 1. The spawn form: cpu partition, 2 CPUs, JupyterLab.
-        page.goto(hub.hub_url("spawn"))
+        open_spawn_page(page, hub)
         choose_and_start(page, "cpu", "2")
         wait_for_lab(page, "/user/alice/lab")
         job_id = job_of(api)
@@ -104,8 +100,8 @@ def test_start_to_jupyterlab_and_stop_from_home_by_form_url_and_named_server(
         page.goto(hub.hub_url("home"))
         page.fill(".new-server-name", "second")
         page.click(".new-server-btn")  # JupyterHub 6 adds the row, then "start" opens the form
-        page.click("#start-second")
-        page.wait_for_url("**/hub/spawn/alice/second**")
+        with page.expect_navigation(url="**/hub/spawn/alice/second**"):
+            page.click("#start-second")
         choose_and_start(page, "cpu", "1")
         wait_for_lab(page, "/user/alice/second/lab")
         job_id = job_of(api, "second")
