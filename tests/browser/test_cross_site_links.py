@@ -89,8 +89,10 @@ def alice_page(page, hub, slurm_cluster):
     page.goto(hub.hub_url("login"))
     page.fill("input[name=username]", "alice")
     page.fill("input[name=password]", "any")
-    page.click("input[type=submit], button[type=submit]")
-    page.wait_for_url("**/hub/**")
+    # The login page's own URL is under /hub/ too: wait for the navigation the click starts.
+    with page.expect_navigation():
+        page.click("input[type=submit], button[type=submit]")
+    assert "/hub/login" not in page.url, page.url
     yield page
     stop_server(hub.api(), "alice")
     cancel_jobs_of(slurm_cluster.env, "alice")
