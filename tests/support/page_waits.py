@@ -83,5 +83,7 @@ def stop_the_clock(page: Page) -> None:
     From here only ``page.clock.run_for(ms)`` moves time: polls and debounces fire when the test
     says so, whatever the load on the machine.
     """
+    # The page's clock keeps running while this call travels: aim well ahead of its reading (a
+    # target already past is refused). Timers due on the way fire once, as after a short pause.
     now_ms = page.evaluate("Date.now()")
-    page.clock.pause_at(datetime.fromtimestamp(now_ms / 1000) + timedelta(milliseconds=1))
+    page.clock.pause_at(datetime.fromtimestamp(now_ms / 1000) + timedelta(seconds=10))
