@@ -20,7 +20,7 @@ from urllib.parse import urlencode
 import pytest
 from support.cluster_hub import CLUSTER_HUB_CONFIG, JOBENV_BIN
 from support.hub import HubProcess, running_hub
-from support.spawning import server_model, stop_server
+from support.spawning import server_model, stop_server, wait_for
 
 # What a hostile link asks for: a custom environment and an option of its own. The environment
 # is the real job environment, so the one confirmed spawn below can start.
@@ -31,6 +31,7 @@ LINK = {
     "environment_path": JOBENV_BIN,
     "options": "--comment=from-a-link",
 }
+LINK_COMMENT = "from-a-link"
 ANNOUNCEMENT_LINK_ID = "moss-test-hub-link"
 PENDING_OR_RUNNING = re.compile(r"/hub/spawn-pending/alice|/user/alice/")
 
@@ -95,23 +96,23 @@ def alice_page(page, hub, slurm_cluster):
     assert "/hub/login" not in page.url, page.url
     yield page
     stop_server(hub.api(), "alice")
-    cancel_jobs_of(slurm_cluster.env, "alice")
+    cancel_link_jobs(slurm_cluster.env)
 
 
-def cancel_jobs_of(env: dict[str, str], user: str) -> None:
+def jobs_from_the_link(env: dict[str, str]) -> list[str]:
+    """alice's jobs carrying the link's own ``--comment``: other tests' jobs never do."""
+    out = subprocess.run(
+        ["squeue", "-h", "-u", "alice", "-o", "%i|%k"], env=env, capture_output=True, text=True
+    )
+    rows = (line.split("|", 1) for line in out.stdout.splitlines() if "|" in line)
+    return [job for job, comment in rows if comment == LINK_COMMENT]
+
+
+def cancel_link_jobs(env: dict[str, str]) -> None:
     """Nothing a test started may outlive it (the API stop normally took care of it)."""
-    jobs = subprocess.run(
-        ["squeue", "-h", "-u", user, "-o", "%i"], env=env, capture_output=True, text=True
-    ).stdout.split()
+    jobs = jobs_from_the_link(env)
     if jobs:
         subprocess.run(["scancel", *jobs], env=env, check=False)
-
-
-def alice_jobs(env: dict[str, str]) -> list[str]:
-    out = subprocess.run(
-        ["squeue", "-h", "-u", "alice", "-o", "%i"], env=env, capture_output=True, text=True
-    )
-    return out.stdout.split()
 
 
 def not_started(server: dict | None) -> bool:
@@ -126,9 +127,7 @@ def follow_link_from(page, url: str) -> None:
     page.wait_for_load_state("load")
 
 
-def assert_held(
-    page, hub: HubProcess, env: dict[str, str], came_from: str, jobs_before: list[str]
-) -> None:
+def assert_held(page, hub: HubProcess, env: dict[str, str], came_from: str) -> None:
     notice = page.locator("#moss-link-notice")
     notice.wait_for()
     assert f"This link came from {came_from}" in " ".join(notice.inner_text().split())
@@ -139,20 +138,21 @@ def assert_held(
     assert page.input_value("input[name=options]") == LINK["options"]
     # Nothing started: JupyterHub records a spawn before it answers, and Slurm has no job.
     assert not_started(server_model(hub.api(), "alice"))
-    assert set(alice_jobs(env)) <= set(jobs_before)
+    assert jobs_from_the_link(env) == []
 
 
 def test_a_link_from_another_site_asks_first_and_one_click_starts_it(
     hub, other_site, alice_page, slurm_cluster
 ):
     page = alice_page
-    jobs_before = alice_jobs(slurm_cluster.env)
     follow_link_from(page, f"http://localhost:{other_site.port}/")
     assert page.url.startswith(hub.hub_url("spawn?"))
-    assert_held(page, hub, slurm_cluster.env, "another site", jobs_before)
+    assert_held(page, hub, slurm_cluster.env, "another site")
 
     page.click("#spawn_form button[type=submit]")
     page.wait_for_url(PENDING_OR_RUNNING, timeout=30000)
+    # The click submitted the link's job: the check in assert_held would have seen it.
+    wait_for("the confirmed link's job", lambda: jobs_from_the_link(slurm_cluster.env), 30)
     saved = server_model(hub.api(), "alice")["user_options"]
     assert saved["environment_path"].rstrip("/") == JOBENV_BIN.rstrip("/")
     assert saved["options"] == LINK["options"]
@@ -161,9 +161,8 @@ def test_a_link_from_another_site_asks_first_and_one_click_starts_it(
 def test_a_link_from_another_host_of_the_same_site_asks_first(
     hub, other_site, alice_page, slurm_cluster
 ):
-    jobs_before = alice_jobs(slurm_cluster.env)
     follow_link_from(alice_page, f"http://127.0.0.1:{other_site.port}/")
-    assert_held(alice_page, hub, slurm_cluster.env, "another site on the same domain", jobs_before)
+    assert_held(alice_page, hub, slurm_cluster.env, "another site on the same domain")
 
 
 def test_a_link_on_the_hubs_own_page_starts_at_once(hub, alice_page):
@@ -180,7 +179,6 @@ def test_a_link_followed_before_logging_in_still_asks_after_the_login(
     hub, other_site, page, slurm_cluster
 ):
     """The login page forwards to its ?next= spawn URL: the link chose it, not the user."""
-    jobs_before = alice_jobs(slurm_cluster.env)
     try:
         follow_link_from(page, f"http://localhost:{other_site.port}/")
         page.wait_for_selector("input[name=username]")  # sent to log in first
@@ -189,7 +187,7 @@ def test_a_link_followed_before_logging_in_still_asks_after_the_login(
         with page.expect_navigation(url=re.compile(r"/hub/spawn\?")):
             page.click("input[type=submit], button[type=submit]")
         came_from = "a page on this server that is not one of the hub's own"
-        assert_held(page, hub, slurm_cluster.env, came_from, jobs_before)
+        assert_held(page, hub, slurm_cluster.env, came_from)
     finally:
         stop_server(hub.api(), "alice")
-        cancel_jobs_of(slurm_cluster.env, "alice")
+        cancel_link_jobs(slurm_cluster.env)
