@@ -46,7 +46,7 @@ from .options import (
 from .rejections import RejectedSubmissions
 from .slurm.estimates import StartEstimator
 from .slurm.models import StartEstimate
-from .slurm.parsing import usable_reservations
+from .slurm.parsing import node_state_usable, usable_reservations
 from .slurm.view import ClusterSnapshot
 
 if TYPE_CHECKING:
@@ -484,7 +484,6 @@ _STATE_STYLES = {
     "drain": ("drained", "text-bg-warning"),
     "inactive": ("inactive", "text-bg-secondary"),
 }
-_UNUSABLE_NODE_STATES = ("down", "drain", "fail", "maint", "inval", "not_responding")
 
 
 def availability_view(
@@ -513,7 +512,7 @@ def availability_view(
             )
             continue
         label, style = _STATE_STYLES.get(info.state, (info.state or "unknown", "text-bg-secondary"))
-        unusable = [s for s in info.node_states if s.lower().startswith(_UNUSABLE_NODE_STATES)]
+        unusable = [s for s in info.node_states if not node_state_usable(s)]
         note = "some nodes unavailable" if info.state == "up" and unusable else ""
         if part.has_gpus and info.gpus_total:
             gpus = (
