@@ -38,7 +38,6 @@ __all__ = [
     "flatten_form",
     "format_runtime",
     "normalise_query",
-    "parse_memory_mb",
     "parse_runtime",
     "parse_user_options",
     "salvage_saved_options",
@@ -222,11 +221,6 @@ def _normalise_memory(text: str) -> tuple[str, float]:
     unit = (match["unit"] or "M").upper()
     normalised = "0" if amount == 0 else f"{amount}{unit}"
     return normalised, amount * _MB_PER_UNIT[unit]
-
-
-def parse_memory_mb(text: str) -> float:
-    """A Slurm ``--mem`` value (``512M``, ``16G``, ``16GB``, plain MB) → MB; 0 means all."""
-    return _normalise_memory(text)[1]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -504,8 +498,6 @@ def parse_user_options(
     raw: Mapping[str, Any],
     limits: Mapping[str, PartitionLimits],
     policy: OptionsPolicy | None = None,
-    *,
-    username: str | None = None,
 ) -> UserOptions:
     """Validate one spawn request from any way in; raise :class:`UserOptionsError` if it is bad.
 
@@ -513,10 +505,7 @@ def parse_user_options(
     accepted for ``nprocs``/``ngpus``, booleans for ``output``, one-item lists for anything). An
     empty string or a missing key means "not set". The caller strips transport keys such as
     ``_xsrf``; any other unknown key is an error naming it, so a typo is never silently ignored.
-
-    ``username`` is accepted for per-user rules; no rule uses it yet.
     """
-    del username  # reserved: no per-user rule yet
     policy = policy or OptionsPolicy()
     fields = _Collector(raw)
     for key in raw:

@@ -260,10 +260,10 @@ def test_largest_node_of_several_gpu_types():
 
 def test_partition_states_are_reported():
     partitions = parse_sinfo(fixture("sinfo_handmade_down_drained.txt"))
-    assert partitions["ok"].available
+    assert partitions["ok"].state == "up"
     assert partitions["ok"].node_states == ("down*", "drained", "idle")
-    assert not partitions["drained"].available
-    assert not partitions["dead"].available
+    assert partitions["drained"].state != "up"
+    assert partitions["dead"].state != "up"
 
 
 def test_parse_sinfo_of_nothing():
