@@ -46,7 +46,7 @@ from .options import (
 from .rejections import RejectedSubmissions
 from .slurm.estimates import StartEstimator
 from .slurm.models import StartEstimate
-from .slurm.parsing import usable_reservations
+from .slurm.parsing import node_state_usable, usable_reservations
 from .slurm.view import ClusterSnapshot
 
 if TYPE_CHECKING:
@@ -484,7 +484,6 @@ _STATE_STYLES = {
     "drain": ("drained", "text-bg-warning"),
     "inactive": ("inactive", "text-bg-secondary"),
 }
-_UNUSABLE_NODE_STATES = ("down", "drain", "fail", "maint", "inval", "not_responding")
 
 
 def availability_view(
@@ -513,7 +512,7 @@ def availability_view(
             )
             continue
         label, style = _STATE_STYLES.get(info.state, (info.state or "unknown", "text-bg-secondary"))
-        unusable = [s for s in info.node_states if s.lower().startswith(_UNUSABLE_NODE_STATES)]
+        unusable = [s for s in info.node_states if not node_state_usable(s)]
         note = "some nodes unavailable" if info.state == "up" and unusable else ""
         if part.has_gpus and info.gpus_total:
             gpus = (
@@ -840,7 +839,7 @@ async def render_options_form(spawner: MOSlurmSpawner) -> str:
     came_from = ""
     if link is not None:
         server_name, came_from = spawner.name or "", link.came_from
-        values, errors = _checked_link(link.options, limits, policy, spawner.user.name)
+        values, errors = _checked_link(link.options, limits, policy)
         tab = ADVANCED if any(values.get(k) for k in ADVANCED_ONLY_FIELDS) else SIMPLE
     elif rejection is not None:
         server_name, rejected = rejection
@@ -872,7 +871,6 @@ def _checked_link(
     query: Mapping[str, Any],
     limits: Mapping[str, PartitionLimits],
     policy: OptionsPolicy,
-    user_name: str,
 ) -> tuple[dict[str, str], dict[str, str]]:
     """A held link's values as it wrote them, and what the validator says of them.
 
@@ -882,7 +880,7 @@ def _checked_link(
     raw = {k: v for k, v in normalise_query(query).items() if k not in FORM_ONLY_KEYS}
     values = {k: _display_text(v) for k, v in raw.items() if k in FIELD_NAMES}
     try:
-        parse_user_options(raw, limits, policy, username=user_name)
+        parse_user_options(raw, limits, policy)
     except UserOptionsError as exc:
         return values, dict(exc.errors)
     return values, {}

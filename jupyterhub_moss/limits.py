@@ -61,7 +61,6 @@ class PartitionLimits:
     max_memory_mb: int | None  # memory of the largest node, when Slurm said
     environments: dict[str, JupyterEnvironment] = field(hash=False)
     state: str = UNKNOWN_STATE  # "up", "down", "drain", "inactive" or "unknown"
-    known_to_slurm: bool = False
     simple_choices: SimpleChoices = field(default_factory=SimpleChoices)
 
     @property
@@ -162,7 +161,6 @@ def _limits_for(
         max_memory_mb=memory,
         environments=dict(config.jupyter_environments),
         state=info.state if info else UNKNOWN_STATE,
-        known_to_slurm=info is not None,
         simple_choices=choices,
     )
 
@@ -176,7 +174,7 @@ def merge_partition_limits(
 
     ``slurm`` is the latest snapshot's partitions by name, or ``None`` when Slurm has not answered
     yet. Only configured partitions are offered: Slurm partitions the admin did not list are left
-    out. A configured partition Slurm does not know is kept with ``known_to_slurm=False`` and
+    out. A configured partition Slurm does not know is kept with
     state ``"unknown"`` (a submission to it then fails with Slurm's own message). ``choices`` is
     what the Simple tab offers (the spawner's traits), capped by each partition's limits.
     """

@@ -28,6 +28,7 @@ from .sbatch_options import (
     normalise_option_names,
     parse_sbatch_options,
 )
+from .slurm.parsing import slurm_duration_seconds
 
 __all__ = [
     "FIELD_NAMES",
@@ -37,7 +38,6 @@ __all__ = [
     "flatten_form",
     "format_runtime",
     "normalise_query",
-    "parse_memory_mb",
     "parse_runtime",
     "parse_user_options",
     "salvage_saved_options",
@@ -187,29 +187,17 @@ def normalise_query(args: Mapping[str, Any]) -> dict[str, Any]:
 # Slurm value syntax
 
 
-_RUNTIME_RE = re.compile(
-    r"^(?:(?P<days>[0-9]{1,4})-(?P<dh>[0-9]{1,5})(?::(?P<dm>[0-9]{1,5})(?::(?P<ds>[0-9]{1,5}))?)?"
-    r"|(?P<a>[0-9]{1,7})(?::(?P<b>[0-9]{1,5})(?::(?P<c>[0-9]{1,5}))?)?)$"
-)
-
-
 def parse_runtime(text: str) -> int:
-    """A Slurm ``--time`` value → seconds, with Slurm's own reading of each form.
+    """A Slurm ``--time`` value a user typed → seconds, with Slurm's own reading of each form.
 
     ``M``, ``M:S``, ``H:M:S``, ``D-H``, ``D-H:M`` and ``D-H:M:S``. Note ``"2:00"`` is two
-    *minutes* to Slurm, not two hours. Raises :class:`ValueError` on anything else.
+    *minutes* to Slurm, not two hours. The grammar is :func:`slurm_duration_seconds`, with
+    field lengths bounded. Raises :class:`ValueError` on anything else.
     """
-    match = _RUNTIME_RE.fullmatch(text.strip())
-    if not match:
-        raise ValueError(f"not a Slurm time: {text!r}")
-    part = {k: int(v) for k, v in match.groupdict().items() if v is not None}
-    if "days" in part:
-        return part["days"] * 86400 + part["dh"] * 3600 + part.get("dm", 0) * 60 + part.get("ds", 0)
-    if "c" in part:
-        return part["a"] * 3600 + part["b"] * 60 + part["c"]
-    if "b" in part:
-        return part["a"] * 60 + part["b"]
-    return part["a"] * 60
+    try:
+        return slurm_duration_seconds(text, bounded=True)
+    except ValueError:
+        raise ValueError(f"not a Slurm time: {text!r}") from None
 
 
 def format_runtime(seconds: int) -> str:
@@ -233,11 +221,6 @@ def _normalise_memory(text: str) -> tuple[str, float]:
     unit = (match["unit"] or "M").upper()
     normalised = "0" if amount == 0 else f"{amount}{unit}"
     return normalised, amount * _MB_PER_UNIT[unit]
-
-
-def parse_memory_mb(text: str) -> float:
-    """A Slurm ``--mem`` value (``512M``, ``16G``, ``16GB``, plain MB) → MB; 0 means all."""
-    return _normalise_memory(text)[1]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -515,8 +498,6 @@ def parse_user_options(
     raw: Mapping[str, Any],
     limits: Mapping[str, PartitionLimits],
     policy: OptionsPolicy | None = None,
-    *,
-    username: str | None = None,
 ) -> UserOptions:
     """Validate one spawn request from any way in; raise :class:`UserOptionsError` if it is bad.
 
@@ -524,10 +505,7 @@ def parse_user_options(
     accepted for ``nprocs``/``ngpus``, booleans for ``output``, one-item lists for anything). An
     empty string or a missing key means "not set". The caller strips transport keys such as
     ``_xsrf``; any other unknown key is an error naming it, so a typo is never silently ignored.
-
-    ``username`` is accepted for per-user rules; no rule uses it yet.
     """
-    del username  # reserved: no per-user rule yet
     policy = policy or OptionsPolicy()
     fields = _Collector(raw)
     for key in raw:

@@ -287,7 +287,7 @@ class MOSlurmSpawner(SlurmJobLifecycle, SlurmSpawner):
         """Parse and check one request; raise :class:`InvalidUserOptions` (a 400) if it is bad."""
         limits = await self.partition_limits()
         try:
-            return parse_user_options(raw, limits, self.options_policy(), username=self.user.name)
+            return parse_user_options(raw, limits, self.options_policy())
         except UserOptionsError as exc:
             raise InvalidUserOptions(exc) from exc
 

@@ -64,11 +64,6 @@ class StartEstimator:
         self._inflight: dict[_Key, asyncio.Future[StartEstimate | None]] = {}
         self.run_count = 0
 
-    def cached(self, username: str, sbatch_args: Sequence[str]) -> StartEstimate | None:
-        """The last estimate for this request, however old, without running anything."""
-        entry = self._cache.get((username, tuple(sbatch_args)))
-        return entry.estimate if entry else None
-
     async def estimate(
         self, username: str, sbatch_args: Sequence[str], script: str
     ) -> StartEstimate | None:

@@ -102,10 +102,6 @@ class JobStatusPoller:
         """Stop following ``job_id``; the background poll stops when nothing is tracked."""
         self._jobs.pop(str(job_id), None)
 
-    @property
-    def tracked(self) -> list[str]:
-        return list(self._jobs)
-
     def latest(self, job_id: str) -> JobStatus | None:
         """The last known status, without waiting; ``None`` when unknown."""
         entry = self._jobs.get(str(job_id))

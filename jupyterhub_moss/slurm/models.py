@@ -42,10 +42,6 @@ class PartitionInfo:
         """Most GPUs (any type) one job can get on one node."""
         return max(self.gpus_per_node_total, max(self.gpus_per_node.values(), default=0))
 
-    @property
-    def available(self) -> bool:
-        return self.state == "up"
-
 
 @dataclass(frozen=True)
 class Reservation:

@@ -23,42 +23,54 @@ log = logging.getLogger(__name__)
 # Durations
 
 
-def parse_slurm_duration(text: str) -> int | None:
-    """Seconds in a Slurm duration, ``None`` for no limit (``infinite``, ``UNLIMITED``).
+def _duration_grammar(days: str, lead: str, later: str) -> re.Pattern[str]:
+    """Slurm's duration grammar, each field matching the given digits pattern: ``days`` for
+    ``D``, ``lead`` for the first field without days, ``later`` for every other field."""
+    return re.compile(
+        rf"(?P<days>{days})-(?P<dh>{later})(?::(?P<dm>{later})(?::(?P<ds>{later}))?)?"
+        rf"|(?P<a>{lead})(?::(?P<b>{later})(?::(?P<c>{later}))?)?"
+    )
+
+
+_DURATION = _duration_grammar("[0-9]+", "[0-9]+", "[0-9]+")
+# The same grammar with each field's length bounded: for text a user typed, so that a huge
+# number is refused as malformed rather than read.
+_BOUNDED_DURATION = _duration_grammar("[0-9]{1,4}", "[0-9]{1,7}", "[0-9]{1,5}")
+
+
+def slurm_duration_seconds(text: str, *, bounded: bool = False) -> int:
+    """Seconds in a Slurm duration, with Slurm's own reading of each form.
 
     Accepts every spelling Slurm prints or reads: ``D-HH:MM:SS``, ``D-HH:MM``, ``D-HH``,
     ``HH:MM:SS``, ``MM:SS`` and ``M`` (minutes). Note the trap this follows from Slurm: in
     ``sbatch --time``, ``N`` means *N minutes* and ``A:B`` means *A minutes and B seconds*, not
-    hours and minutes. Raises :class:`ValueError` for anything else.
+    hours and minutes. ``bounded`` refuses fields longer than Slurm could mean (days over 4
+    digits, a leading field over 7, any other over 5). Raises :class:`ValueError` for anything
+    else, ``infinite``/``UNLIMITED`` included (see :func:`parse_slurm_duration`).
     """
-    value = text.strip()
-    if value.lower() in ("infinite", "unlimited"):
-        return None
-    days = 0
-    if "-" in value:
-        day_text, value = value.split("-", 1)
-        days = _whole_number(day_text, text)
-        parts = [_whole_number(p, text) for p in value.split(":")]
-        if len(parts) > 3:
-            raise ValueError(f"not a Slurm duration: {text!r}")
-        hours, minutes, seconds = [*parts, 0, 0][:3]
+    grammar = _BOUNDED_DURATION if bounded else _DURATION
+    match = grammar.fullmatch(text.strip())
+    if match is None:
+        raise ValueError(f"not a Slurm duration: {text!r}")
+    part = {k: int(v) for k, v in match.groupdict().items() if v is not None}
+    if "days" in part:
+        days, hours = part["days"], part["dh"]
+        minutes, seconds = part.get("dm", 0), part.get("ds", 0)
+    elif "c" in part:
+        days, hours, minutes, seconds = 0, part["a"], part["b"], part["c"]
     else:
-        parts = [_whole_number(p, text) for p in value.split(":")]
-        if len(parts) == 1:
-            hours, minutes, seconds = 0, parts[0], 0
-        elif len(parts) == 2:
-            hours, minutes, seconds = 0, parts[0], parts[1]
-        elif len(parts) == 3:
-            hours, minutes, seconds = parts
-        else:
-            raise ValueError(f"not a Slurm duration: {text!r}")
+        days, hours, minutes, seconds = 0, 0, part["a"], part.get("b", 0)
     return ((days * 24 + hours) * 60 + minutes) * 60 + seconds
 
 
-def _whole_number(part: str, whole: str) -> int:
-    if not part.isdigit() or not part.isascii():
-        raise ValueError(f"not a Slurm duration: {whole!r}")
-    return int(part)
+def parse_slurm_duration(text: str) -> int | None:
+    """Seconds in a duration Slurm printed, ``None`` for no limit (``infinite``, ``UNLIMITED``).
+
+    Otherwise :func:`slurm_duration_seconds`; raises :class:`ValueError` for anything else.
+    """
+    if text.strip().lower() in ("infinite", "unlimited"):
+        return None
+    return slurm_duration_seconds(text)
 
 
 def format_slurm_duration(seconds: int) -> str:
@@ -170,24 +182,43 @@ SINFO_FORMAT = ",".join(f"{name}:0|" for name in SINFO_FIELDS[:-1]) + f",{SINFO_
 #: and one node-info RPC, with or without ``-N``. ``--noconvert`` keeps memory in plain MB.
 SINFO_ARGS = ("-h", "--noconvert", "-N", "-O", SINFO_FORMAT)
 
-# Node states (StateLong, lower case, flags stripped) in which no new job can start there.
+# Node states in which no new job can start there, as sinfo spells them: long (``StateLong``,
+# ``%T``) and short (``%t``), lower case, flags stripped. "drain" is the short drained, "drng"
+# draining, "failg" failing, "futr" future, "unk" unknown.
 _UNUSABLE_NODE_STATES = frozenset(
-    {"down", "drained", "draining", "drain", "fail", "failing", "future", "inval", "unknown"}
+    {
+        *("down", "drained", "draining", "drain", "drng", "fail", "failing", "failg"),
+        *("future", "futr", "inval", "maint", "unknown", "unk", "not_responding"),
+    }
 )
+_DRAIN_NODE_STATES = frozenset({"drained", "draining", "drain", "drng"})
 # Suffixes sinfo adds to a state: "*" not responding, "~" powered off, "#" powering up,
 # "%" powering down, "!" pending power down, "$" maintenance reservation, "@" reboot pending,
 # "^" reboot issued, "-" planned by backfill.
 _STATE_FLAGS = "*~#%!$@^-"
 
 
+def _node_state_base(state: str) -> str:
+    """``"Drained*"`` → ``"drained"``: lower case, sinfo's flag suffixes stripped."""
+    return state.strip().lower().rstrip(_STATE_FLAGS)
+
+
 def node_state_usable(state: str) -> bool:
-    """False for a node state in which no new job can start: down, drained/draining, failing,
-    not responding (``*``), unknown..."""
-    base = state.strip().lower()
-    if base.endswith("*"):
+    """False for a node state (as sinfo prints it, long or short) in which no new job can
+    start: down, drained/draining, failing, in maintenance, not responding (``*``), unknown...
+
+    The one judgement of a node's state: the partition's folded state and the availability
+    table's "some nodes unavailable" both use it.
+    """
+    if state.strip().endswith("*"):
         return False
-    base = base.rstrip(_STATE_FLAGS)
+    base = _node_state_base(state)
     return bool(base) and base not in _UNUSABLE_NODE_STATES
+
+
+def node_state_draining(state: str) -> bool:
+    """True for a drained or draining node (``drained``, ``draining``, ``drain``, ``drng``)."""
+    return _node_state_base(state) in _DRAIN_NODE_STATES
 
 
 @dataclass
@@ -224,7 +255,7 @@ class _PartitionTotals:
         self.node_states.add(state)
         if node_state_usable(state):
             self.nodes_usable += nodes_total or nodes
-        elif state.rstrip(_STATE_FLAGS).startswith("drain"):
+        elif node_state_draining(state):
             self.any_drain = True
         # The largest node is what a single-node job can get, so that is the per-node figure.
         self.cpus_per_node = max(self.cpus_per_node, _int_or(values["CPUs"].rstrip("+"), 0))

@@ -17,6 +17,7 @@ from bs4 import BeautifulSoup
 
 from jupyterhub_moss import form
 from jupyterhub_moss.slurm.models import PartitionInfo, Reservation, StartEstimate
+from jupyterhub_moss.slurm.parsing import parse_sinfo
 from jupyterhub_moss.slurm.view import ClusterSnapshot
 from jupyterhub_moss.spawner import MOSlurmSpawner
 
@@ -363,6 +364,66 @@ def test_availability_table_shows_idle_totals_gpus_and_state():
     assert rows["debug"][-1] == "drained"
     assert soup.select_one("tr.table-active th").text == "gpu"
     assert "Updated 12 s ago" in soup.select_one(".moss-availability-status").text
+
+
+@pytest.mark.parametrize(
+    ("node_states", "note"),
+    [
+        (("idle", "mixed"), ""),
+        (("idle", "idle~"), ""),  # powered down, woken on demand
+        (("idle", "mix-"), ""),
+        (("idle", "drained"), "some nodes unavailable"),
+        (("idle", "drng"), "some nodes unavailable"),
+        (("idle", "down*"), "some nodes unavailable"),
+        (("idle", "maint"), "some nodes unavailable"),
+    ],
+)
+def test_table_notes_unusable_nodes_of_an_up_partition(node_states, note):
+    snap = snapshot()
+    snap = ClusterSnapshot(
+        partitions={**snap.partitions, "cpu": info("cpu", node_states=node_states)},
+        reservations=(),
+        taken_at=snap.taken_at,
+    )
+    soup = fragment(make_spawner(snap=snap), "availability", moss_tab="advanced")
+    row = {tr.th.text: tr for tr in soup.select("tbody tr")}["cpu"]
+    assert row.select("td")[-1].text.strip() == " ".join(filter(None, ["up", note]))
+
+
+SINFO_FIXTURES = Path(__file__).parent.parent / "fixtures" / "slurm"
+
+
+@pytest.mark.parametrize(
+    ("fixture", "expected"),
+    [
+        (
+            "sinfo_handmade_down_drained.txt",
+            {
+                "ok": ("up", "some nodes unavailable"),
+                "closed": ("down", ""),
+                "dead": ("down", ""),
+                "drained": ("drained", ""),
+                "paused": ("drained", ""),
+                "retired": ("inactive", ""),
+            },
+        ),
+        ("sinfo_handmade_gpu_types.txt", dict.fromkeys(("gpu", "mig", "plain"), ("up", ""))),
+        (
+            "sinfo_handmade_mixed_groups.txt",
+            dict.fromkeys(("batch", "gpu", "interactive"), ("up", "")),
+        ),
+        ("sinfo_multi_busy.txt", dict.fromkeys(("cpu", "debug", "gpu"), ("up", ""))),
+        ("sinfo_single_busy.txt", dict.fromkeys(("cpu", "debug", "gpu"), ("up", ""))),
+    ],
+)
+def test_table_states_and_notes_from_captured_sinfo(fixture, expected):
+    partitions = parse_sinfo((SINFO_FIXTURES / fixture).read_text())
+    snap = ClusterSnapshot(
+        partitions=partitions, reservations=(), taken_at=datetime.now(timezone.utc)
+    )
+    shown = [types.SimpleNamespace(name=name, has_gpus=True) for name in partitions]
+    view = form.availability_view(shown, snap, "", 0, datetime.now(timezone.utc))
+    assert {row.name: (row.state, row.note) for row in view.rows} == expected
 
 
 def test_simple_tab_table_lists_only_simple_partitions():

@@ -21,6 +21,7 @@ from jupyterhub_moss.slurm.parsing import (
     SINFO_FORMAT,
     first_hostname,
     format_slurm_duration,
+    node_state_draining,
     node_state_usable,
     parse_gres,
     parse_reservations,
@@ -259,10 +260,10 @@ def test_largest_node_of_several_gpu_types():
 
 def test_partition_states_are_reported():
     partitions = parse_sinfo(fixture("sinfo_handmade_down_drained.txt"))
-    assert partitions["ok"].available
+    assert partitions["ok"].state == "up"
     assert partitions["ok"].node_states == ("down*", "drained", "idle")
-    assert not partitions["drained"].available
-    assert not partitions["dead"].available
+    assert partitions["drained"].state != "up"
+    assert partitions["dead"].state != "up"
 
 
 def test_parse_sinfo_of_nothing():
@@ -289,10 +290,57 @@ def test_parse_sinfo_of_nothing():
         ("future", False),
         ("unknown", False),
         ("", False),
+        # more spellings sinfo prints: long (StateLong, %T) and short (%t), with flag suffixes
+        ("IDLE", True),
+        ("mix", True),
+        ("mixed-", True),  # planned by backfill
+        ("mix-", True),
+        ("alloc", True),
+        ("allocated+", True),
+        ("comp", True),
+        ("idle#", True),  # powering up
+        ("idle%", True),  # powering down
+        ("idle!", True),  # pending power down
+        ("idle@", True),  # reboot pending
+        ("reserved", True),
+        ("resv", True),
+        ("plnd", True),
+        ("drain", False),  # short for drained
+        ("drng", False),  # short for draining
+        ("drained*", False),
+        ("drained~", False),
+        ("draining@", False),
+        ("down~", False),
+        ("mixed*", False),
+        ("failg", False),
+        ("futr", False),
+        ("inval", False),
+        ("maint", False),
+        ("unk", False),
+        ("not_responding", False),
     ],
 )
 def test_node_state_usable(state, usable):
     assert node_state_usable(state) is usable
+
+
+@pytest.mark.parametrize(
+    ("state", "draining"),
+    [
+        ("drained", True),
+        ("draining", True),
+        ("drain", True),
+        ("drng", True),
+        ("drained*", True),
+        ("draining@", True),
+        ("down*", False),
+        ("idle", False),
+        ("maint", False),
+        ("", False),
+    ],
+)
+def test_node_state_draining(state, draining):
+    assert node_state_draining(state) is draining
 
 
 # ---------------------------------------------------------------------------------------------

@@ -264,7 +264,7 @@ async def test_finished_jobs_are_not_asked_again():
     await poller.status("2", max_age=0)
     assert squeue.calls[-1] == ["2"]
     poller.forget("2")
-    assert poller.tracked == ["1"]
+    assert poller.latest("2") is None and poller.latest("1") is not None
     await poller.close()
 
 
