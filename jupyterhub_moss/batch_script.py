@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 import shlex
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib.resources import files
@@ -31,7 +31,9 @@ __all__ = [
     "ScriptSettings",
     "ShellLiteral",
     "build_script_context",
+    "chosen_environment",
     "default_template",
+    "job_sbatch_arguments",
     "render_batch_script",
     "sbatch_quote",
     "shell_words",
@@ -157,12 +159,56 @@ class ScriptSettings:
     container_command: str = "apptainer exec {image}"
 
 
-def _chosen_environment(options: UserOptions, limits: PartitionLimits) -> JupyterEnvironment:
+def chosen_environment(options: UserOptions, limits: PartitionLimits) -> JupyterEnvironment:
+    """The Jupyter environment a spawn runs: the user's own, or one of the partition's."""
     if options.is_custom_environment:
         return JupyterEnvironment(
             path=options.environment_path, modules=options.environment_modules
         )
     return limits.environments[options.environment_id or limits.default_environment_id]
+
+
+def _resources(
+    options: UserOptions, limits: PartitionLimits, settings: ScriptSettings
+) -> tuple[str, str, str]:
+    # memory and gres: the user's, else the admin's default; the admin's reservation wins
+    return (
+        options.memory or settings.default_memory,
+        limits.gres_for(options.ngpus) or settings.default_gres,
+        settings.reservation or options.reservation,
+    )
+
+
+def job_sbatch_arguments(
+    options: UserOptions,
+    limits: PartitionLimits,
+    settings: ScriptSettings,
+    *,
+    fixed: Sequence[str] = (),
+) -> list[str]:
+    """The job's sbatch arguments, in the order the batch script writes them as ``#SBATCH``.
+
+    These decide where, when and with what the job runs; the start estimate passes the same list
+    to ``sbatch --test-only``, so it cannot promise a start the real submission would not get.
+    The user's extra options come first and the admin's last, since sbatch keeps an option's
+    last value. ``fixed`` are arguments that decide none of that (``--job-name``, ``--chdir``,
+    ``--output``...); they go after the user's options, where the script has always had them.
+    """
+    memory, gres, reservation = _resources(options, limits, settings)
+    admin_options = parse_sbatch_options(settings.options, denied=(), trusted=True)
+    return [
+        *options.options,
+        *fixed,
+        f"--partition={options.partition}",
+        f"--time={options.runtime}",
+        f"--cpus-per-task={options.nprocs}",
+        *([f"--mem={memory}"] if memory else []),
+        *([f"--gres={gres}"] if gres else []),
+        *([f"--reservation={reservation}"] if reservation else []),
+        *([f"--account={settings.account}"] if settings.account else []),
+        *([f"--qos={settings.qos}"] if settings.qos else []),
+        *admin_options,
+    ]
 
 
 def _container_words(template: str, image: str) -> list[str]:
@@ -187,20 +233,32 @@ def build_script_context(
     as ``JUPYTERHUB_DEFAULT_URL``/``JUPYTERHUB_ROOT_DIR``, which jupyterhub-singleuser reads (and
     expands ``~`` in), so no spawner attribute has to change.
     """
-    env = _chosen_environment(options, limits)
+    env = chosen_environment(options, limits)
     home = settings.home_dir.rstrip("/") or "/"
     admin_options = parse_sbatch_options(settings.options, denied=(), trusted=True)
+    memory, gres, reservation = _resources(options, limits, settings)
+    export = _export_list(settings.export_vars)
+    output_path = f"{home.rstrip('/')}/slurm-%j.out" if options.output else "/dev/null"
+    fixed = [
+        f"--job-name={settings.job_name}",
+        f"--chdir={home}",
+        f"--export={export}",
+        "--get-user-env",
+        f"--output={output_path}",
+    ]
     return {
+        # Every #SBATCH line of the default template; the names below serve custom templates.
+        "sbatch_arguments": job_sbatch_arguments(options, limits, settings, fixed=fixed),
         "job_name": settings.job_name,
         "home_dir": home,
-        "export": _export_list(settings.export_vars),
-        "output_path": f"{home.rstrip('/')}/slurm-%j.out" if options.output else "/dev/null",
+        "export": export,
+        "output_path": output_path,
         "partition": options.partition,
         "runtime": options.runtime,
         "nprocs": options.nprocs,
-        "memory": options.memory or settings.default_memory,
-        "gres": limits.gres_for(options.ngpus) or settings.default_gres,
-        "reservation": settings.reservation or options.reservation,
+        "memory": memory,
+        "gres": gres,
+        "reservation": reservation,
         "account": settings.account,
         "qos": settings.qos,
         # The user's lines come first and the admin's last: sbatch keeps an option's last value.

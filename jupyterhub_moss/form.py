@@ -29,6 +29,7 @@ import jinja2
 from jinja2 import nodes
 
 from ._version import __version__
+from .batch_script import ScriptSettings, job_sbatch_arguments
 from .limits import PartitionLimits
 from .log_safe import log_safe
 from .options import (
@@ -669,23 +670,13 @@ ESTIMATE_SCRIPT = "#!/bin/sh\ntrue\n"
 _estimators: dict[tuple, StartEstimator] = {}
 
 
-def estimate_args(options: UserOptions, part: PartitionLimits, *, home: str = "") -> list[str]:
-    """The sbatch options of the real submission that decide where and when it runs."""
-    args = [
-        f"--partition={options.partition}",
-        f"--cpus-per-task={options.nprocs}",
-        f"--time={options.runtime}",
-        *([f"--chdir={home}"] if home else []),
-        "--output=/dev/null",
-    ]
-    if options.memory:
-        args.append(f"--mem={options.memory}")
-    gres = part.gres_for(options.ngpus)
-    if gres:
-        args.append(f"--gres={gres}")
-    if options.reservation:
-        args.append(f"--reservation={options.reservation}")
-    return [*args, *options.options]
+def estimate_args(
+    options: UserOptions, part: PartitionLimits, settings: ScriptSettings, *, home: str = ""
+) -> list[str]:
+    """The real submission's sbatch arguments (admin's included, in the script's order), plus
+    what ``--test-only`` needs in place of the script's own ``#SBATCH`` lines."""
+    fixed = [*([f"--chdir={home}"] if home else []), "--output=/dev/null"]
+    return job_sbatch_arguments(options, part, settings, fixed=fixed)
 
 
 def _home_of(user_name: str) -> str:
@@ -711,7 +702,9 @@ async def start_estimate(
     try:
         options = await spawner.validate_options(values)
         part = (await spawner.partition_limits())[options.partition]
-        args = estimate_args(options, part, home=_home_of(user_name))
+        # only the admin's req_* values matter here, not the job's environment variables
+        settings = spawner.script_settings({})
+        args = estimate_args(options, part, settings, home=_home_of(user_name))
         estimator = _estimator(spawner)
         estimate = await estimator.estimate(user_name, args, ESTIMATE_SCRIPT)
         if estimate is None:

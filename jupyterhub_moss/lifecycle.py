@@ -41,6 +41,7 @@ from traitlets import Float, Integer, Unicode, default
 from .batch_script import (
     ScriptSettings,
     build_script_context,
+    chosen_environment,
     default_template,
     render_batch_script,
 )
@@ -230,12 +231,8 @@ def job_failure_message(
 def environment_bin(options: UserOptions, limits: PartitionLimits) -> str:
     """The ``bin/`` folder of the environment chosen for a spawn; "" for one given only by
     modules, or for a container image."""
-    if options.is_custom_environment:
-        path = options.environment_path
-    else:
-        chosen = limits.environments.get(options.environment_id or limits.default_environment_id)
-        path = chosen.path if chosen is not None else ""
-    return "" if not path or path.endswith(".sif") else path
+    chosen = chosen_environment(options, limits)
+    return "" if not chosen.path or chosen.is_container else chosen.path
 
 
 def _in_folder(folder: str, program: str) -> str:

@@ -483,15 +483,17 @@ def test_estimate_args_are_those_of_the_real_submission():
         )
     )
     limits = asyncio.run(spawner.partition_limits())["gpu"]
-    assert form.estimate_args(opts, limits, home="/home/alice") == [
-        "--partition=gpu",
-        "--cpus-per-task=2",
-        "--time=01:00:00",
+    settings = spawner.script_settings({})
+    # the batch script's order: the user's extra options first (see test_sbatch_arguments.py)
+    assert form.estimate_args(opts, limits, settings, home="/home/alice") == [
+        "--comment=x",
         "--chdir=/home/alice",
         "--output=/dev/null",
+        "--partition=gpu",
+        "--time=01:00:00",
+        "--cpus-per-task=2",
         "--mem=4G",
         "--gres=gpu:fake:1",
-        "--comment=x",
     ]
 
 
