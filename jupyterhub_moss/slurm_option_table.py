@@ -217,15 +217,29 @@ def short_option(letter: str) -> SbatchOption | None:
     return _BY_SHORT.get(letter)
 
 
-def options_matching(prefix: str) -> list[SbatchOption]:
-    """What getopt_long may take ``--prefix`` for: the exact name, else every name it begins.
+def exists_in(option: SbatchOption, release: str) -> bool:
+    """Whether ``option`` is an sbatch option of ``release`` (one of :data:`SLURM_VERSIONS`)."""
+    index = SLURM_VERSIONS.index
+    if index(release) < index(option.since) or release in option.missing_in:
+        return False
+    return not option.until or index(release) <= index(option.until)
 
-    Over the union of all supported releases, so a prefix unique here is unique in each one.
+
+def options_matching(prefix: str) -> list[SbatchOption]:
+    """Every option getopt_long may take ``--prefix`` for, in any supported release.
+
+    In each release, the exact name if that release has it, else every name of that release
+    the prefix begins; then the union over the releases. Per release, because the hub does not
+    know the cluster's Slurm: ``--extra`` is its own option from 23.02, but 22.05's sbatch reads
+    it as an abbreviation of ``--extra-node-info``.
     """
-    exact = _BY_NAME.get(prefix)
-    if exact is not None:
-        return [exact]
-    return [option for option in SBATCH_OPTIONS if option.name.startswith(prefix)]
+    found: dict[str, SbatchOption] = {}
+    for release in SLURM_VERSIONS:
+        known = [o for o in SBATCH_OPTIONS if exists_in(o, release)]
+        exact = [o for o in known if o.name == prefix]
+        for option in exact or [o for o in known if o.name.startswith(prefix)]:
+            found.setdefault(option.name, option)
+    return sorted(found.values(), key=lambda o: (o.name != prefix, o.name))
 
 
 def canonical_name(name: str) -> str:
