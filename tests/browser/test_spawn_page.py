@@ -179,13 +179,22 @@ def test_switching_partitions_and_tabs_changes_the_limits(hub, page, console_err
 
 def test_a_change_the_moment_the_new_tab_appears_is_not_lost(hub, page, console_errors):
     open_spawn_page(page, hub, "bob")
-    # the user picks a partition in the very next task after the Advanced tab is swapped in
+    # The user picks a partition in the very next task after the Advanced tab is swapped in.
+    # Only that swap counts: the polled availability table swaps in on its own schedule, and
+    # may come first.
     page.evaluate(
-        """() => document.addEventListener('htmx:afterSwap', () => setTimeout(() => {
-            const select = document.querySelector('select[name=partition]');
-            select.value = 'debug';
-            select.dispatchEvent(new Event('change', {bubbles: true}));
-        }), {once: true})"""
+        """() => {
+            const pick = () => {
+                const select = document.querySelector('select[name=partition]');
+                if (!select) return;  // another fragment's swap: the Advanced tab is not in yet
+                document.removeEventListener('htmx:afterSwap', pick);
+                setTimeout(() => {
+                    select.value = 'debug';
+                    select.dispatchEvent(new Event('change', {bubbles: true}));
+                });
+            };
+            document.addEventListener('htmx:afterSwap', pick);
+        }"""
     )
     with fragment_answered(page, "partition", containing="partition=debug"):
         page.click("#moss-tab-advanced")
