@@ -21,6 +21,7 @@ import subprocess
 from collections.abc import Iterator
 
 import pytest
+from support.spawning import job_fields
 
 from jupyterhub_moss.batch_script import (
     ScriptSettings,
@@ -151,22 +152,6 @@ def settings(**admin: str) -> ScriptSettings:
     return ScriptSettings(
         home_dir=pwd.getpwnam(USER).pw_dir, job_name="moss-extra-options", **admin
     )
-
-
-def job_fields(env: dict[str, str], job_id: str) -> dict[str, str]:
-    out = subprocess.run(
-        ["scontrol", "show", "job", "-o", job_id],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=True,
-    ).stdout
-    fields: dict[str, str] = {}
-    for word in out.split():
-        key, _, value = word.partition("=")
-        fields.setdefault(key, value)
-    return fields
 
 
 def tres(text: str) -> dict[str, str]:
