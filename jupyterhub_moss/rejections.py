@@ -116,3 +116,7 @@ class RejectedSubmissions:
             self._pop(key)
         while self._total > MAX_TOTAL_CHARS and len(self._waiting) > 1:
             self._pop(next(iter(self._waiting)))
+
+
+#: The hub's one store: a rejected submission waits here for the form JupyterHub re-renders.
+REJECTED = RejectedSubmissions()

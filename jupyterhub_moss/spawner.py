@@ -3,12 +3,16 @@
 It stays thin: the admin's partitions are checked by :mod:`.config`, merged with what Slurm says
 by :mod:`.limits`, every spawn request from the form, the query string or the REST API goes
 through the one parser of :mod:`.options`, the batch script comes from :mod:`.batch_script`, and
-Slurm is read through the hub-wide :class:`~.slurm.view.ClusterView`.
+Slurm is read through the hub's shared services (:mod:`.slurm.services`).
+
+The spawner is the one place that reads traits, the hub and the request handler. It hands the
+rest of the package plain data (:mod:`.context`): a :class:`~.context.FormContext` per page or
+fragment request (one snapshot, one merge of the limits) and a :class:`~.context.SpawnRequest`
+per spawn (the options validated once, which ``start()`` uses as they are).
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from typing import Any
 
@@ -18,10 +22,12 @@ from traitlets import Bool, Dict, Float, Integer, List, TraitError, Unicode, def
 
 from . import form
 from .config import PartitionConfig, PartitionConfigError, load_partitions
+from .context import FormContext, SpawnRequest
 from .form import FORM_ONLY_KEYS
 from .lifecycle import SlurmJobLifecycle
 from .limits import DEFAULT_RUNTIME_HOURS, PartitionLimits, SimpleChoices, merge_partition_limits
 from .options import (
+    FIELD_NAMES,
     OptionsPolicy,
     UserOptions,
     UserOptionsError,
@@ -29,9 +35,10 @@ from .options import (
     normalise_query,
     parse_user_options,
 )
+from .rejections import REJECTED
 from .sbatch_options import DEFAULT_DENIED_SBATCH_OPTIONS
-from .slurm.commands import SlurmRunner, expand_prefix
-from .slurm.view import ClusterSnapshot, ClusterUnavailable, ClusterView
+from .slurm.view import ClusterSnapshot
+from .slurm_access import SlurmAccess
 
 
 class InvalidUserOptions(web.HTTPError):
@@ -49,10 +56,27 @@ class InvalidUserOptions(web.HTTPError):
 
 async def _apply_moss_user_options(spawner: MOSlurmSpawner, user_options: Mapping) -> None:
     """JupyterHub >= 5.3 runs this before every spawn, whichever way the request came in."""
-    await spawner.load_user_options(user_options)
+    await spawner.prepare_spawn_request(user_options)
 
 
-class MOSlurmSpawner(SlurmJobLifecycle, SlurmSpawner):
+async def _render_options_form(spawner: MOSlurmSpawner) -> str:
+    """The spawner's ``options_form``: JupyterHub calls it with the spawner to render the page."""
+    return await spawner.render_options_form()
+
+
+def _live_xsrf_token(handler: Any) -> str:
+    """The token of the request being served, or "" (JupyterHub re-renders a rejected form
+    through a spawner whose ``handler`` may be another, finished request, or None)."""
+    if handler is None or getattr(handler, "_finished", True):
+        return ""
+    try:
+        token = handler.xsrf_token
+    except Exception:  # no token is better than no page; htmx GETs do not need one
+        return ""
+    return token.decode("ascii") if isinstance(token, bytes) else str(token)
+
+
+class MOSlurmSpawner(SlurmJobLifecycle, SlurmAccess, SlurmSpawner):
     """A Slurm spawner configured by the admin's partitions, with a live spawn page."""
 
     # -- the admin's partitions ------------------------------------------------------------
@@ -142,52 +166,6 @@ class MOSlurmSpawner(SlurmJobLifecycle, SlurmSpawner):
         """,
     ).tag(config=True)
 
-    # -- talking to Slurm ----------------------------------------------------------------------
-
-    slurm_bin_dir = Unicode(
-        "",
-        help="""
-        Folder holding Slurm's commands (``sbatch``, ``sinfo``, ...). Empty looks them up on
-        the hub's ``PATH`` (JupyterHub 6 passes no ``PATH`` to the environment of spawned
-        commands, so set this, or ``slurm_commands``, when Slurm lives outside the usual
-        folders).
-        """,
-    ).tag(config=True)
-
-    slurm_commands = Dict(
-        key_trait=Unicode(),
-        value_trait=Unicode(),
-        help="""
-        Per-command overrides, e.g. ``{"sinfo": "/opt/slurm/22.05/bin/sinfo"}``.
-        """,
-    ).tag(config=True)
-
-    slurm_timeout = Float(
-        20.0,
-        help="""
-        Seconds a Slurm command may take before the hub gives up on it. A query that times
-        out leaves the page with its last data and a "Slurm did not answer" banner.
-        """,
-    ).tag(config=True)
-
-    slurm_query_prefix = Unicode(
-        "",
-        help="""
-        Prefix for read-only cluster queries (``sinfo``, ``squeue``, ``scontrol show``), e.g.
-        ``"sudo -u slurmreader"``. Empty runs them as the hub's own account; commands that act
-        for a user (``sbatch``, ``scancel``, estimates) use ``exec_prefix`` instead.
-        """,
-    ).tag(config=True)
-
-    cluster_refresh_interval = Float(
-        30.0,
-        help="""
-        Seconds between two reads of the cluster (one ``sinfo`` and one ``scontrol show
-        reservation`` for the whole hub, however many people view the page). Values below 5
-        are raised to 5. Nothing is read while nobody looks.
-        """,
-    ).tag(config=True)
-
     availability_refresh_interval = Integer(
         30,
         help="""
@@ -225,33 +203,8 @@ class MOSlurmSpawner(SlurmJobLifecycle, SlurmSpawner):
 
     # -- the cluster view and the limits ----------------------------------------------------
 
-    def slurm_runner(self) -> SlurmRunner:
-        """How this spawner runs Slurm commands (built from the traits above)."""
-        env = {k: v for k, v in os.environ.items() if k in self.env_keep or k == "SLURM_CONF"}
-        return SlurmRunner(
-            bin_dir=self.slurm_bin_dir or None,
-            commands=dict(self.slurm_commands),
-            timeout=self.slurm_timeout,
-            env=env,
-            query_prefix=expand_prefix(self.slurm_query_prefix) if self.slurm_query_prefix else [],
-        )
-
-    def cluster_view(self) -> ClusterView:
-        """The hub-wide view of the cluster (one per configuration, shared by every spawner)."""
-        return ClusterView.shared(self.slurm_runner(), self.cluster_refresh_interval)
-
-    def user_prefix(self) -> list[str]:
-        """``exec_prefix`` as an argument list, for commands run as the user."""
-        return expand_prefix(self.exec_prefix, username=self.user.name) if self.exec_prefix else []
-
-    async def cluster_snapshot(self) -> ClusterSnapshot | None:
-        """The latest snapshot, or None when Slurm has never answered this hub."""
-        try:
-            return await self.cluster_view().snapshot()
-        except ClusterUnavailable:
-            return None
-
     def limits_from(self, snapshot: ClusterSnapshot | None) -> dict[str, PartitionLimits]:
+        """The admin's partitions merged with ``snapshot``: once per request or spawn."""
         choices = SimpleChoices(
             cpu_counts=tuple(self.simple_cpu_counts),
             node_fractions=tuple(self.simple_node_fractions),
@@ -281,51 +234,151 @@ class MOSlurmSpawner(SlurmJobLifecycle, SlurmSpawner):
             ),
         )
 
-    # -- user options: one path for form, query string and REST API -------------------------
+    # -- the spawn page ------------------------------------------------------------------------
 
-    async def validate_options(self, raw: Mapping[str, Any]) -> UserOptions:
-        """Parse and check one request; raise :class:`InvalidUserOptions` (a 400) if it is bad."""
-        limits = await self.partition_limits()
-        try:
-            return parse_user_options(raw, limits, self.options_policy())
-        except UserOptionsError as exc:
-            raise InvalidUserOptions(exc) from exc
+    async def form_context(
+        self, *, server_name: str | None = None, xsrf_token: str = "", hub_prefix: str = ""
+    ) -> FormContext:
+        """Everything the form needs for one request, read once: one snapshot, one merge."""
+        snapshot = await self.cluster_snapshot()
+        return FormContext(
+            user_name=self.user.name,
+            server_name=self.name or "" if server_name is None else server_name,
+            snapshot=snapshot,
+            limits=self.limits_from(snapshot),
+            policy=self.options_policy(),
+            # only the admin's req_* values matter to an estimate, not the job's environment
+            script_settings=self.script_settings({}),
+            estimator=self.start_estimator(),
+            hub_prefix=hub_prefix or self._hub_prefix(),
+            xsrf_token=xsrf_token,
+            refresh_seconds=int(self.availability_refresh_interval),
+            template_paths=self._admin_template_paths(),
+        )
 
     @default("options_form")
     def _default_options_form(self):
-        return form.render_options_form
+        return _render_options_form
+
+    async def render_options_form(self) -> str:
+        """The whole form for the spawn page (see :func:`.form.render_form` for what it shows)."""
+        handler = getattr(self, "handler", None)
+        rejection = REJECTED.take(self.user.name, self.name or "")
+        server_name = rejection[0] if rejection is not None else None
+        ctx = await self.form_context(server_name=server_name, xsrf_token=_live_xsrf_token(handler))
+        return form.render_form(
+            ctx,
+            link=getattr(handler, "moss_link_to_confirm", None),
+            rejection=rejection[1] if rejection is not None else None,
+            saved=getattr(getattr(self, "orm_spawner", None), "user_options", None),
+        )
+
+    async def render_form_fragment(
+        self,
+        fragment: str,
+        server_name: str,
+        query: Mapping[str, Any],
+        *,
+        xsrf_token: str = "",
+        hub_prefix: str = "",
+    ) -> str:
+        """One htmx fragment of the form of ``server_name`` (see :func:`.form.render_fragment`)."""
+        ctx = await self.form_context(
+            server_name=server_name, xsrf_token=xsrf_token, hub_prefix=hub_prefix
+        )
+        return await form.render_fragment(ctx, fragment, query)
+
+    def remember_rejected_submission(
+        self, values: Mapping[str, object], errors: Mapping[str, str]
+    ) -> None:
+        """Keep a rejected submission so the re-rendered form shows its values and messages."""
+        shown = form.shown_values(values)
+        REJECTED.remember(self.user.name, self.name or "", shown, errors, FIELD_NAMES)
+
+    def _hub_prefix(self) -> str:
+        base = getattr(getattr(self, "hub", None), "base_url", None)
+        return base if isinstance(base, str) and base else "/hub/"
+
+    def _admin_template_paths(self) -> tuple[str, ...]:
+        section = self.config.get("JupyterHub", {})
+        paths = section.get("template_paths", []) if hasattr(section, "get") else []
+        if isinstance(paths, str):
+            paths = [paths]
+        if not isinstance(paths, (list, tuple)):
+            return ()
+        return tuple(p for p in paths if isinstance(p, str))
+
+    # -- user options: one path for form, query string and REST API -------------------------
+
+    async def check_options(self, raw: Mapping[str, Any]) -> SpawnRequest:
+        """Parse and check one request against one merge of the limits; raise
+        :class:`InvalidUserOptions` (a 400) if it is bad."""
+        limits = await self.partition_limits()
+        try:
+            options = parse_user_options(raw, limits, self.options_policy())
+        except UserOptionsError as exc:
+            raise InvalidUserOptions(exc) from exc
+        return SpawnRequest(options, limits[options.partition])
+
+    async def validate_options(self, raw: Mapping[str, Any]) -> UserOptions:
+        """The options of one request, checked (see :meth:`check_options`)."""
+        return (await self.check_options(raw)).options
 
     async def options_from_form(self, formdata: Mapping[str, list[str]]) -> dict[str, str]:
         raw = {k: v for k, v in flatten_form(formdata).items() if k not in FORM_ONLY_KEYS}
-        try:
-            return (await self.validate_options(raw)).to_saved()
-        except InvalidUserOptions as exc:
-            # JupyterHub re-renders the form after this; let it show the values and messages
-            form.remember_rejected_submission(self, raw, exc.errors)
-            raise
+        # JupyterHub re-renders the form after a 400: let it show the values and messages
+        return await self._options_for_spawn(raw)
 
     async def options_from_query(self, query_data: Mapping[str, Any]) -> dict[str, str]:
         raw = {k: v for k, v in normalise_query(query_data).items() if k not in FORM_ONLY_KEYS}
+        # JupyterHub falls back to the form after a 400: the messages show next to their fields
+        return await self._options_for_spawn(raw)
+
+    async def _options_for_spawn(self, raw: Mapping[str, Any]) -> dict[str, str]:
         try:
-            return (await self.validate_options(raw)).to_saved()
+            request = await self.check_options(raw)
         except InvalidUserOptions as exc:
-            # JupyterHub falls back to the form: show the messages next to their fields there
-            form.remember_rejected_submission(self, raw, exc.errors)
+            self.remember_rejected_submission(raw, exc.errors)
             raise
+        saved = request.options.to_saved()
+        # JupyterHub passes these very options to apply_user_options and start(): keep the
+        # request, so the spawn is not validated again against another snapshot.
+        self._held_request = (dict(saved), request)
+        return saved
 
     @default("apply_user_options")
     def _default_apply_user_options(self):
         return _apply_moss_user_options
 
+    _held_request: tuple[dict[str, Any], SpawnRequest] | None = None
+
+    async def prepare_spawn_request(self, user_options: Mapping[str, Any] | None) -> SpawnRequest:
+        """The validated request of the spawn about to start, whichever way it came in.
+
+        REST API spawns never pass through ``options_from_form``, so this is where they are
+        checked. Options already checked in this spawn (the form, the query string) are not
+        checked again. Nothing persistent (such as ``default_url``) is changed, so no value
+        leaks into the next spawn.
+        """
+        raw = {k: v for k, v in (user_options or {}).items() if k not in FORM_ONLY_KEYS}
+        held = self._held_request
+        if held is not None and held[0] == raw:
+            return held[1]
+        request = await self.check_options(raw)
+        self._held_request = (raw, request)
+        return request
+
+    async def spawn_request(self) -> SpawnRequest:
+        """The request ``start()`` submits: the one prepared for this spawn (JupyterHub >= 5.3
+        prepares it through ``apply_user_options``), else ``user_options`` checked now. It is
+        handed over once: the next spawn is checked afresh."""
+        request = await self.prepare_spawn_request(self.user_options)
+        self._held_request = None
+        return request
+
+    # Until the lifecycle takes a SpawnRequest (issue 12): what it reads today.
     moss_options: UserOptions | None = None
 
     async def load_user_options(self, user_options: Mapping[str, Any] | None) -> UserOptions:
-        """Validate the options of the spawn about to start, whichever way they came in.
-
-        REST API spawns never pass through ``options_from_form``, so this is where they are
-        checked. It sets :attr:`moss_options` for this spawn only: nothing persistent (such as
-        ``default_url``) is changed, so no value leaks into the next spawn.
-        """
-        raw = {k: v for k, v in (user_options or {}).items() if k not in FORM_ONLY_KEYS}
-        self.moss_options = await self.validate_options(raw)
+        self.moss_options = (await self.spawn_request()).options
         return self.moss_options

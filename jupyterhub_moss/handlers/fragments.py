@@ -16,7 +16,8 @@ from jupyterhub.handlers import BaseHandler
 from jupyterhub.scopes import needs_scope
 from tornado import web
 
-from .. import form
+from ..context import RendersSpawnForm
+from ..form import FRAGMENT_BLOCKS
 
 
 class FormFragmentHandler(BaseHandler):
@@ -36,12 +37,11 @@ class FormFragmentHandler(BaseHandler):
             spawner = user.spawners[server_name]
         else:
             spawner = user.spawner
-        if not hasattr(spawner, "cluster_snapshot"):
+        if not isinstance(spawner, RendersSpawnForm):
             raise web.HTTPError(404, "This hub does not use MOSlurmSpawner")
-        html = await form.render_fragment(
-            spawner,
+        html = await spawner.render_form_fragment(
             fragment,
-            form.FormTarget(user.name, server_name),
+            server_name,
             self.request.query_arguments,
             xsrf_token=self.xsrf_token.decode("ascii"),
             hub_prefix=self.hub.base_url,
@@ -53,5 +53,5 @@ class FormFragmentHandler(BaseHandler):
 
 def routes(url_prefix: str) -> list[tuple]:
     """The fragment routes, relative to the hub's prefix (``{base_url}hub``)."""
-    fragments = "|".join(form.FRAGMENT_BLOCKS)
+    fragments = "|".join(FRAGMENT_BLOCKS)
     return [(rf"{url_prefix}/form/({fragments})/([^/]+)/([^/]*)", FormFragmentHandler, {})]

@@ -19,12 +19,12 @@ Everything else is JupyterHub's handler, unchanged.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from urllib.parse import parse_qs, urlsplit
 
 from jupyterhub.handlers.pages import SpawnHandler
 from tornado import web
 
+from ..context import LinkToConfirm
 from ..log_safe import log_safe
 
 #: Query keys JupyterHub itself reads on the spawn page; any other key is a spawn option.
@@ -40,17 +40,6 @@ def undecodable_field(arguments: dict[str, list[bytes]]) -> str | None:
         except UnicodeDecodeError:
             return name
     return None
-
-
-@dataclass(frozen=True)
-class LinkToConfirm:
-    """A query spawn held back for the user to confirm: the link's options and where it came from.
-
-    ``came_from`` completes "This link came from …" on the form.
-    """
-
-    options: dict[str, list[str]]
-    came_from: str
 
 
 def why_ask_first(headers: Mapping[str, str], hub_prefix: str) -> str | None:
@@ -98,7 +87,7 @@ def _is_hub_page(referer: str, hub_prefix: str) -> bool:
 
 class MossSpawnHandler(SpawnHandler):
     #: Set by :meth:`prepare` when a query spawn waits for the user's click; the options form
-    #: (``form.render_options_form``) reads it through ``spawner.handler``.
+    #: (:func:`jupyterhub_moss.form.render_form`) reads it through ``spawner.handler``.
     moss_link_to_confirm: LinkToConfirm | None = None
 
     async def prepare(self) -> None:

@@ -15,7 +15,11 @@ from pathlib import Path
 import pytest
 from bs4 import BeautifulSoup
 
-from jupyterhub_moss import form
+import jupyterhub_moss
+from jupyterhub_moss.form.availability import availability_view
+from jupyterhub_moss.form.choices import describe_duration
+from jupyterhub_moss.form.estimate import describe_estimate, estimate_args
+from jupyterhub_moss.form.views import AvailabilityView
 from jupyterhub_moss.slurm.models import PartitionInfo, Reservation, StartEstimate
 from jupyterhub_moss.slurm.parsing import parse_sinfo
 from jupyterhub_moss.slurm.view import ClusterSnapshot
@@ -113,12 +117,12 @@ def make_spawner(
 
 
 def page(spawner: MOSlurmSpawner) -> BeautifulSoup:
-    return BeautifulSoup(asyncio.run(form.render_options_form(spawner)), "html.parser")
+    return BeautifulSoup(asyncio.run(spawner.render_options_form()), "html.parser")
 
 
 def fragment(spawner, name: str, **query) -> BeautifulSoup:
     args = {k: [v.encode()] for k, v in query.items()}
-    html = asyncio.run(form.render_fragment(spawner, name, form.FormTarget("alice"), args))
+    html = asyncio.run(spawner.render_form_fragment(name, "", args))
     return BeautifulSoup(html, "html.parser")
 
 
@@ -322,7 +326,7 @@ def test_rejected_submission_is_shown_as_typed_with_messages_next_to_fields():
         "root_dir": "",
     }
     errors = {"nprocs": "nprocs: at most 8 CPUs on gpu", "memory": "memory: expected a size"}
-    form.remember_rejected_submission(spawner, values, errors)
+    spawner.remember_rejected_submission(values, errors)
     soup = page(spawner)
     assert soup.select_one("input[name=moss_tab]")["value"] == "advanced"
     memory = soup.select_one("input[name=memory]")
@@ -338,7 +342,7 @@ def test_rejected_submission_is_shown_as_typed_with_messages_next_to_fields():
 
 def test_named_server_rejection_is_shown_by_the_default_spawner_for_that_server():
     named = make_spawner(name="second")
-    form.remember_rejected_submission(named, {"partition": "cpu", "nprocs": "0"}, {"nprocs": "bad"})
+    named.remember_rejected_submission({"partition": "cpu", "nprocs": "0"}, {"nprocs": "bad"})
     soup = page(make_spawner(name=""))  # JupyterHub re-renders through the default spawner
     assert soup.select_one("#moss-nprocs-error").text == "bad"
     assert soup.select_one("#moss-availability")["hx-get"].endswith("/alice/second")
@@ -346,7 +350,7 @@ def test_named_server_rejection_is_shown_by_the_default_spawner_for_that_server(
 
 def test_errors_for_fields_the_tab_does_not_show_are_listed_at_the_top():
     spawner = make_spawner()
-    form.remember_rejected_submission(spawner, {"partition": "cpu"}, {"bogus": "bogus: unknown"})
+    spawner.remember_rejected_submission({"partition": "cpu"}, {"bogus": "bogus: unknown"})
     soup = page(spawner)
     assert "bogus: unknown" in soup.select_one(".alert-danger").text
 
@@ -422,7 +426,7 @@ def test_table_states_and_notes_from_captured_sinfo(fixture, expected):
         partitions=partitions, reservations=(), taken_at=datetime.now(timezone.utc)
     )
     shown = [types.SimpleNamespace(name=name, has_gpus=True) for name in partitions]
-    view = form.availability_view(shown, snap, "", 0, datetime.now(timezone.utc))
+    view = availability_view(shown, snap, "", 0, datetime.now(timezone.utc))
     assert {row.name: (row.state, row.note) for row in view.rows} == expected
 
 
@@ -463,10 +467,10 @@ def test_no_slurm_data_at_all_still_renders_the_configured_limits():
 
 def test_estimate_wording():
     start = NOW + timedelta(minutes=20)
-    view = form.describe_estimate(StartEstimate(start, 4, "c1"), NOW)
+    view = describe_estimate(StartEstimate(start, 4, "c1"), NOW)
     local = start.astimezone()
     assert view.text == f"Expected to start at {local:%H:%M} (in about 20 min)"
-    assert form.describe_estimate(StartEstimate(NOW, 4, "c1"), NOW).text == "Would start now"
+    assert describe_estimate(StartEstimate(NOW, 4, "c1"), NOW).text == "Would start now"
 
 
 def test_estimate_args_are_those_of_the_real_submission():
@@ -485,7 +489,7 @@ def test_estimate_args_are_those_of_the_real_submission():
     limits = asyncio.run(spawner.partition_limits())["gpu"]
     settings = spawner.script_settings({})
     # the batch script's order: the user's extra options first (see test_sbatch_arguments.py)
-    assert form.estimate_args(opts, limits, settings, home="/home/alice") == [
+    assert estimate_args(opts, limits, settings, home="/home/alice") == [
         "--comment=x",
         "--chdir=/home/alice",
         "--output=/dev/null",
@@ -513,7 +517,7 @@ def test_estimate_fragment_is_empty_when_the_options_are_invalid():
     ],
 )
 def test_describe_duration(seconds, text):
-    assert form.describe_duration(seconds) == text
+    assert describe_duration(seconds) == text
 
 
 # -- escaping, XSRF, URLs ----------------------------------------------------------------------
@@ -536,11 +540,11 @@ def hostile_partitions() -> dict:
 def test_admin_strings_are_escaped_everywhere(where):
     spawner = make_spawner(partitions=hostile_partitions(), snap=None)
     if where == "page":
-        html = asyncio.run(form.render_options_form(spawner))
+        html = asyncio.run(spawner.render_options_form())
     else:
         name, _, tab = where.partition("-")
         args = {"moss_tab": [tab.encode() or b"simple"]}
-        html = asyncio.run(form.render_fragment(spawner, name, form.FormTarget("alice"), args))
+        html = asyncio.run(spawner.render_form_fragment(name, "", args))
     soup = BeautifulSoup(html, "html.parser")
     assert "<script>alert(1)" not in html
     assert not soup.find("script", string=re.compile("alert"))
@@ -550,10 +554,10 @@ def test_admin_strings_are_escaped_everywhere(where):
 
 def test_rejected_values_are_escaped():
     spawner = make_spawner()
-    form.remember_rejected_submission(
-        spawner, {"memory": PAYLOAD, "root_dir": PAYLOAD}, {"memory": PAYLOAD}
+    spawner.remember_rejected_submission(
+        {"memory": PAYLOAD, "root_dir": PAYLOAD}, {"memory": PAYLOAD}
     )
-    html = asyncio.run(form.render_options_form(spawner))
+    html = asyncio.run(spawner.render_options_form())
     assert "<script>alert(1)" not in html
     soup = BeautifulSoup(html, "html.parser")
     assert soup.select_one("input[name=memory]")["value"] == PAYLOAD
@@ -564,11 +568,8 @@ def test_reservation_names_from_slurm_are_escaped():
     now = datetime.now(timezone.utc)
     hostile = Reservation(PAYLOAD, "ACTIVE", now, None, ("alice",), (), PAYLOAD, "c1", ())
     html = asyncio.run(
-        form.render_fragment(
-            make_spawner(snap=snapshot(reservations=[hostile])),
-            "body",
-            form.FormTarget("alice"),
-            {"moss_tab": [b"advanced"]},
+        make_spawner(snap=snapshot(reservations=[hostile])).render_form_fragment(
+            "body", "", {"moss_tab": [b"advanced"]}
         )
     )
     assert "<script>alert(1)" not in html
@@ -639,7 +640,7 @@ def test_admin_template_extending_ours_overrides_blocks_in_page_and_fragments(tm
 
 # -- hand-written JavaScript stays small -------------------------------------------------------
 
-PACKAGE = Path(form.__file__).parent
+PACKAGE = Path(jupyterhub_moss.__file__).parent
 VENDORED = {"htmx.min.js", "htmx.LICENSE", "htmx.VERSION"}
 
 
@@ -659,7 +660,7 @@ def hand_written_js_lines() -> dict[str, int]:
     for path in sorted((PACKAGE / "static").iterdir()):
         if path.name not in VENDORED and path.suffix == ".js":
             counts[path.name] = len([ln for ln in path.read_text().splitlines() if ln.strip()])
-    trigger = form.AvailabilityView([], False, "", False, "", 30).hx_trigger
+    trigger = AvailabilityView([], False, "", False, "", 30).hx_trigger
     counts["trigger filters"] = len(re.findall(r"\[document\.[^\]]*\]", trigger))
     return counts
 

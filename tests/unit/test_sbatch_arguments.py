@@ -15,7 +15,6 @@ from pathlib import Path
 import pytest
 from support.sbatch_model import sbatch_arguments
 
-from jupyterhub_moss import form
 from jupyterhub_moss.batch_script import (
     ScriptSettings,
     build_script_context,
@@ -23,6 +22,8 @@ from jupyterhub_moss.batch_script import (
     render_batch_script,
 )
 from jupyterhub_moss.config import load_partitions
+from jupyterhub_moss.form import estimate
+from jupyterhub_moss.form.estimate import estimate_args, start_estimate
 from jupyterhub_moss.limits import merge_partition_limits
 from jupyterhub_moss.options import parse_user_options
 from jupyterhub_moss.slurm.estimates import StartEstimator
@@ -96,7 +97,7 @@ def test_estimate_arguments_are_the_scripts_sbatch_lines(admin, user):
     script = render_batch_script(
         default_template(), build_script_context(options, limits, settings)
     )
-    estimate = form.estimate_args(options, limits, settings, home=HOME)
+    estimate = estimate_args(options, limits, settings, home=HOME)
 
     assert job_part(estimate) == job_part(script_arguments(script))
     assert [a for a in estimate if a.startswith(NOT_ESTIMATED)] == [
@@ -108,7 +109,7 @@ def test_estimate_arguments_are_the_scripts_sbatch_lines(admin, user):
 def test_admin_values_reach_the_estimate():
     settings = ScriptSettings(home_dir=HOME, **ADMIN["all"])
     options = parse_user_options({"partition": "cpu"}, LIMITS)
-    estimate = form.estimate_args(options, LIMITS["cpu"], settings, home=HOME)
+    estimate = estimate_args(options, LIMITS["cpu"], settings, home=HOME)
     assert {
         "--account=physics",
         "--qos=normal",
@@ -147,10 +148,11 @@ def test_the_spawners_estimate_uses_its_req_traits(monkeypatch):
         asked.append(args)
         return StartEstimate(datetime.now(timezone.utc), 1, "c1")
 
-    monkeypatch.setattr(form, "_estimator", lambda _spawner: StartEstimator(query=query))
-    monkeypatch.setattr(form, "_home_of", lambda _user: HOME)
+    monkeypatch.setattr(spawner, "start_estimator", lambda: StartEstimator(query=query))
+    monkeypatch.setattr(estimate, "home_of", lambda _user: HOME)
     values = {"partition": "cpu", "nprocs": "2"}
-    asyncio.run(form.start_estimate(spawner, "alice", values, datetime.now(timezone.utc)))
+    context = asyncio.run(spawner.form_context())
+    asyncio.run(start_estimate(context, values, datetime.now(timezone.utc)))
 
     spawner.user_options = values
     script = asyncio.run(spawner.build_batch_script({}))

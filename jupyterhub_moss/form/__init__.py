@@ -1,0 +1,103 @@
+"""The spawn page's form: plain functions from a :class:`~jupyterhub_moss.context.FormContext`
+and the values to show, to HTML.
+
+Data flows one way: context (one snapshot, the limits merged from it, the policy) → the values
+to show (a held link, a rejected submission, saved options, or what the browser sent, each
+cleaned against those limits: :mod:`.values`) → :class:`~.views.FormView` (:mod:`.build`) →
+HTML (:mod:`.templates`). The form never imports the spawner: the spawner builds the context
+and calls :func:`render_form` (its ``options_form``) and :func:`render_fragment` (the htmx
+fragment handlers).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime, timezone
+from typing import Any
+
+from ..context import FormContext, LinkToConfirm
+from ..options import FIELD_NAMES, flatten_form, salvage_saved_options
+from ..rejections import Rejection
+from .build import build_view
+from .estimate import start_estimate
+from .templates import render_block, render_page, template_environment
+from .values import (
+    ADVANCED,
+    ADVANCED_ONLY_FIELDS,
+    FORM_ONLY_KEYS,
+    SIMPLE,
+    TAB_LABELS,
+    carry_over,
+    checked_link,
+    infer_tab,
+    shown_values,
+)
+from .views import FormTarget, FormView
+
+__all__ = [
+    "FORM_ONLY_KEYS",
+    "FRAGMENT_BLOCKS",
+    "FormTarget",
+    "FormView",
+    "render_form",
+    "render_fragment",
+    "shown_values",
+]
+
+#: Fragment name in the URL → the template block it renders.
+FRAGMENT_BLOCKS = {
+    "body": "form_body",
+    "partition": "partition_controls",
+    "estimate": "estimate",
+    "availability": "availability",
+}
+
+
+def _first_view(
+    ctx: FormContext,
+    link: LinkToConfirm | None,
+    rejection: Rejection | None,
+    saved: Mapping[str, Any] | None,
+) -> FormView:
+    """The page as first shown: a held link, checked, with its messages; else a rejected
+    submission as typed, with its messages; else the saved options cleaned against today's
+    limits; else the defaults."""
+    if link is not None:
+        values, errors = checked_link(link.options, ctx.limits, ctx.policy)
+        tab = ADVANCED if any(values.get(k) for k in ADVANCED_ONLY_FIELDS) else SIMPLE
+        return build_view(ctx, tab=tab, values=values, errors=errors, link_came_from=link.came_from)
+    if rejection is not None:
+        # The Advanced tab always posts its memory field; the Simple tab has none.
+        tab = ADVANCED if any(k in rejection.values for k in ADVANCED_ONLY_FIELDS) else SIMPLE
+        return build_view(ctx, tab=tab, values=rejection.values, errors=rejection.errors)
+    cleaned = salvage_saved_options(saved, ctx.limits, ctx.policy)
+    tab = infer_tab(cleaned, ctx.limits)
+    return build_view(ctx, tab=tab, values=carry_over(cleaned, ctx.limits, ctx.policy, tab))
+
+
+def render_form(
+    ctx: FormContext,
+    *,
+    link: LinkToConfirm | None = None,
+    rejection: Rejection | None = None,
+    saved: Mapping[str, Any] | None = None,
+) -> str:
+    """The whole form, as JupyterHub's spawn page inserts it."""
+    view = _first_view(ctx, link, rejection, saved)
+    return render_page(template_environment(ctx.template_paths), view)
+
+
+async def render_fragment(ctx: FormContext, fragment: str, query: Mapping[str, Any]) -> str:
+    """One fragment (a key of :data:`FRAGMENT_BLOCKS`) for what the browser sent in ``query``.
+
+    Lenient by design: unknown partitions fall back to the tab's default, values the partition
+    cannot take are reset; nothing here raises for what a browser sends.
+    """
+    raw = flatten_form(query)
+    tab = raw.get("moss_tab") if raw.get("moss_tab") in TAB_LABELS else SIMPLE
+    sent = {k: v for k, v in raw.items() if k in FIELD_NAMES}
+    now = datetime.now(timezone.utc)
+    estimate = await start_estimate(ctx, sent, now) if fragment == "estimate" else None
+    values = carry_over(sent, ctx.limits, ctx.policy, tab)
+    view = build_view(ctx, tab=tab, values=values, estimate=estimate, now=now)
+    return render_block(template_environment(ctx.template_paths), FRAGMENT_BLOCKS[fragment], view)

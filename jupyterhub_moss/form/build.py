@@ -1,0 +1,102 @@
+"""Build the :class:`~.views.FormView` for a context, a tab and the values to show."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime, timezone
+
+from ..context import FormContext
+from ..limits import PartitionLimits
+from ..options import FIELD_NAMES
+from . import choices
+from .availability import availability_view
+from .values import (
+    ADVANCED,
+    ADVANCED_ONLY_FIELDS,
+    FIELD_LABELS,
+    SIMPLE,
+    advanced_values_in,
+    display_text,
+    tab_default_partition,
+    tab_partitions,
+)
+from .views import EstimateView, FieldView, FormTarget, FormView
+
+
+def _chosen_partition(
+    ctx: FormContext, shown: list[PartitionLimits], values: Mapping[str, str]
+) -> PartitionLimits:
+    by_name = {p.name: p for p in shown}
+    wanted = by_name.get(values.get("partition", ""))
+    return wanted or by_name[tab_default_partition(shown, ctx.policy)]
+
+
+def _fields(
+    values: Mapping[str, str], errors: Mapping[str, str], partition: str
+) -> dict[str, FieldView]:
+    fields = {
+        name: FieldView(name, display_text(values.get(name, "")), errors.get(name, ""))
+        for name in FIELD_NAMES
+    }
+    fields["partition"] = FieldView("partition", partition, errors.get("partition", ""))
+    return fields
+
+
+def _fields_on_tab(ctx: FormContext, tab: str, partition: PartitionLimits) -> set[str]:
+    """The fields the tab shows: a message for any other goes at the top of the form."""
+    on_tab = set(FIELD_NAMES) if tab == ADVANCED else set(FIELD_NAMES) - set(ADVANCED_ONLY_FIELDS)
+    if not partition.has_gpus:
+        on_tab.discard("ngpus")
+    if tab == ADVANCED and not ctx.policy.allow_custom_environments:
+        on_tab -= {"environment_path", "environment_modules"}
+    return on_tab
+
+
+def build_view(
+    ctx: FormContext,
+    *,
+    tab: str,
+    values: Mapping[str, str],
+    errors: Mapping[str, str] | None = None,
+    estimate: EstimateView | None = None,
+    now: datetime | None = None,
+    link_came_from: str = "",
+) -> FormView:
+    """The form of ``ctx`` showing ``values`` (already cleaned, or a rejected submission shown
+    as typed) with ``errors`` next to their fields. Never raises for odd values."""
+    now = now or datetime.now(timezone.utc)
+    errors = dict(errors or {})
+    shown = tab_partitions(ctx.limits, tab)
+    partition = _chosen_partition(ctx, shown, values)
+    fields = _fields(values, errors, partition.name)
+    on_tab = _fields_on_tab(ctx, tab, partition)
+    return FormView(
+        target=FormTarget(ctx.user_name, ctx.server_name),
+        tab=tab,
+        hub_prefix=ctx.hub_prefix,
+        xsrf_token=ctx.xsrf_token,
+        partition=partition,
+        partition_cards=choices.partition_cards(shown, partition.name),
+        partition_choices=choices.partition_choices(shown, partition.name),
+        fields=fields,
+        cpu_choices=choices.number_choices(partition.cpu_choices(), fields["nprocs"].value, 1),
+        gpu_choices=choices.number_choices(
+            choices.gpu_numbers(partition), fields["ngpus"].value, 0
+        ),
+        runtime_choices=choices.runtime_choices(partition, fields["runtime"].value),
+        environment_choices=choices.environment_choices(partition, fields["environment_id"].value),
+        start_page_choices=choices.start_page_choices(fields["default_url"].value),
+        reservations=choices.reservation_choices(ctx.snapshot, ctx.user_name, now),
+        allow_custom_environments=ctx.policy.allow_custom_environments,
+        availability=availability_view(
+            shown, ctx.snapshot, partition.name, ctx.refresh_seconds, now
+        ),
+        estimate=estimate,
+        other_errors=[msg for name, msg in errors.items() if name not in on_tab],
+        not_in_simple=[FIELD_LABELS[f] for f in advanced_values_in(values)]
+        if tab == SIMPLE
+        else [],
+        memory_hint=choices.memory_hint(partition),
+        runtime_hint=choices.runtime_hint(partition),
+        link_came_from=link_came_from,
+    )

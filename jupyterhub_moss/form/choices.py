@@ -1,0 +1,134 @@
+"""The choices the form's controls offer, and the words they use, from a partition's limits."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from ..limits import PartitionLimits
+from ..options import format_runtime
+from ..slurm.parsing import usable_reservations
+from ..slurm.view import ClusterSnapshot
+from .values import SIMPLE_START_PAGES, int_or_none, seconds_or_none
+from .views import Choice, PartitionCard
+
+
+def describe_duration(seconds: float) -> str:
+    """``90`` → "1 min", ``5400`` → "1 h 30 min", ``86400`` → "1 day"."""
+    seconds = int(max(seconds, 0))
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes = seconds // 60
+    if minutes < 60:
+        return f"{minutes} min"
+    days, rest = divmod(minutes, 24 * 60)
+    hours, minutes = divmod(rest, 60)
+    parts = [f"{days} day{'s' if days > 1 else ''}"] if days else []
+    if hours:
+        parts.append(f"{hours} h")
+    if minutes and not days:
+        parts.append(f"{minutes} min")
+    return " ".join(parts)
+
+
+def memory_text(megabytes: int) -> str:
+    if megabytes >= 1024 and megabytes % 1024 == 0:
+        return f"{megabytes // 1024}G"
+    return f"{megabytes}M"
+
+
+def partition_summary(part: PartitionLimits) -> str:
+    bits = [f"up to {part.max_nprocs} CPU{'s' if part.max_nprocs > 1 else ''}"]
+    if part.has_gpus:
+        bits.append(f"{part.max_ngpus} GPU{'s' if part.max_ngpus > 1 else ''}")
+    if part.max_runtime is not None:
+        bits.append(describe_duration(part.max_runtime))
+    return ", ".join(bits)
+
+
+def partition_cards(shown: Sequence[PartitionLimits], selected: str) -> list[PartitionCard]:
+    return [
+        PartitionCard(
+            p.name, p.description, p.architecture, partition_summary(p), p.state, p.name == selected
+        )
+        for p in shown
+    ]
+
+
+def partition_choices(shown: Sequence[PartitionLimits], selected: str) -> list[Choice]:
+    return [
+        Choice(p.name, " — ".join(x for x in (p.name, p.description) if x), p.name == selected)
+        for p in shown
+    ]
+
+
+def number_choices(numbers: Sequence[int], current: str, minimum: int) -> list[Choice]:
+    """Choices for a select; a valid current value outside them is kept as an extra choice,
+    so the select shows (and submits) exactly what the user had."""
+    wanted = int_or_none(current)
+    values = sorted(
+        set(numbers) | ({wanted} if wanted is not None and wanted >= minimum else set())
+    )
+    chosen = wanted if wanted in values else values[0]
+    return [Choice(str(n), str(n), n == chosen) for n in values]
+
+
+def gpu_numbers(part: PartitionLimits) -> list[int]:
+    if part.max_ngpus <= 8:
+        return list(range(part.max_ngpus + 1))
+    return sorted({0, 1, 2, 4, part.max_ngpus // 2, part.max_ngpus})
+
+
+def runtime_choices(part: PartitionLimits, current: str) -> list[Choice]:
+    wanted = seconds_or_none(current)
+    seconds = set(part.runtime_choices())
+    if wanted is not None and wanted > 0:
+        seconds.add(wanted)
+    ordered = sorted(seconds)
+    chosen = wanted if wanted in seconds else ordered[0]
+    return [Choice(format_runtime(s), describe_duration(s), s == chosen) for s in ordered]
+
+
+def environment_choices(part: PartitionLimits, current: str) -> list[Choice]:
+    chosen = current if current in part.environments else part.default_environment_id
+    return [
+        Choice(env_id, env.description or env_id, env_id == chosen)
+        for env_id, env in part.environments.items()
+    ]
+
+
+def start_page_choices(current: str) -> list[Choice]:
+    chosen = current if current in {url for url, _ in SIMPLE_START_PAGES} else "/lab"
+    return [Choice(url, label, url == chosen) for url, label in SIMPLE_START_PAGES]
+
+
+def reservation_choices(
+    snapshot: ClusterSnapshot | None, user_name: str, now: datetime
+) -> list[Choice]:
+    """The reservations ``user_name`` may use now or later, in words."""
+    if snapshot is None:
+        return []
+    choices = []
+    for reservation in usable_reservations(snapshot.reservations, user_name, now):
+        when = []
+        if reservation.start is not None:
+            when.append(f"from {reservation.start.astimezone():%a %d %b %H:%M}")
+        if reservation.end is not None:
+            when.append(f"until {reservation.end.astimezone():%a %d %b %H:%M}")
+        if reservation.partition:
+            when.append(f"on {reservation.partition}")
+        choices.append(Choice(reservation.name, " ".join(when) or reservation.name))
+    return choices
+
+
+def memory_hint(part: PartitionLimits) -> str:
+    memory = part.max_memory_mb
+    if memory:
+        return f"Empty for Slurm's default; at most {memory_text(memory)} (a whole node)."
+    return "Empty for Slurm's default. Examples: 512M, 16G."
+
+
+def runtime_hint(part: PartitionLimits) -> str:
+    if part.max_runtime is not None:
+        return f"hh:mm:ss, at most {format_runtime(part.max_runtime)}."
+    return "hh:mm:ss."

@@ -1,0 +1,176 @@
+"""The form as plain data: what ``moss_form.html`` and its fragment blocks show.
+
+Built by :mod:`.build` and rendered by :mod:`.templates`; nothing here reads the hub or Slurm.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from urllib.parse import quote
+
+from .._version import __version__
+from ..limits import PartitionLimits
+from .values import TAB_LABELS, TRUE_WORDS
+
+
+@dataclass(frozen=True)
+class FormTarget:
+    """The server a form is for: fragment URLs carry it, so an admin's view stays on it."""
+
+    user_name: str
+    server_name: str = ""
+
+
+@dataclass(frozen=True)
+class Choice:
+    value: str
+    label: str
+    selected: bool = False
+
+
+@dataclass(frozen=True)
+class FieldView:
+    """One control's value and message; ids tie the message to the control for screen readers."""
+
+    name: str
+    value: str
+    error: str = ""
+
+    @property
+    def id(self) -> str:
+        return "moss-" + self.name.replace("_", "-")
+
+    @property
+    def help_id(self) -> str:
+        return self.id + "-help"
+
+    @property
+    def error_id(self) -> str:
+        return self.id + "-error"
+
+    @property
+    def invalid(self) -> str:
+        """Bootstrap's class for a control with a message."""
+        return " is-invalid" if self.error else ""
+
+    @property
+    def checked(self) -> bool:
+        return self.value.strip().lower() in TRUE_WORDS
+
+    def described_by(self, *ids: str) -> str:
+        return " ".join([*ids, self.error_id] if self.error else ids)
+
+
+@dataclass(frozen=True)
+class PartitionCard:
+    name: str
+    description: str
+    architecture: str
+    summary: str
+    state: str
+    selected: bool
+
+
+@dataclass(frozen=True)
+class TabView:
+    id: str
+    label: str
+    active: bool
+
+    @property
+    def hx_vals(self) -> str:
+        return json.dumps({"moss_tab": self.id})
+
+
+@dataclass(frozen=True)
+class AvailabilityRow:
+    name: str
+    cpus: str  # "idle / total", or "—" when Slurm did not say
+    nodes: str
+    gpus: str
+    state: str
+    state_style: str  # Bootstrap badge classes
+    note: str
+    selected: bool
+
+
+@dataclass(frozen=True)
+class AvailabilityView:
+    rows: list[AvailabilityRow]
+    show_gpus: bool
+    status: str
+    stale: bool
+    taken_at: str  # ISO 8601, "" when there is no data
+    refresh_seconds: int
+
+    @property
+    def hx_trigger(self) -> str:
+        # Poll only while the page is visible, and refresh at once when it becomes visible
+        # again; a change in the form moves the highlighted row (all from the shared snapshot).
+        visible = "[document.visibilityState === 'visible']"
+        return (
+            f"every {self.refresh_seconds}s {visible}, "
+            f"visibilitychange{visible} from:document, "
+            "change from:closest form"
+        )
+
+
+@dataclass(frozen=True)
+class EstimateView:
+    text: str
+    starts_now: bool
+    start: str  # ISO 8601
+
+
+@dataclass(frozen=True)
+class FormView:
+    """Everything ``moss_form.html`` shows. Built by :func:`.build.build_view`, never by hand."""
+
+    target: FormTarget
+    tab: str
+    hub_prefix: str  # "{base_url}hub/"
+    xsrf_token: str
+    partition: PartitionLimits
+    partition_cards: list[PartitionCard]
+    partition_choices: list[Choice]
+    fields: dict[str, FieldView]
+    cpu_choices: list[Choice]
+    gpu_choices: list[Choice]
+    runtime_choices: list[Choice]
+    environment_choices: list[Choice]
+    start_page_choices: list[Choice]
+    reservations: list[Choice]
+    allow_custom_environments: bool
+    availability: AvailabilityView
+    estimate: EstimateView | None
+    other_errors: list[str]
+    not_in_simple: list[str]
+    memory_hint: str
+    runtime_hint: str
+    #: Where a query spawn held for the user's click came from (see handlers.spawn_page), or "".
+    link_came_from: str = ""
+
+    @property
+    def tabs(self) -> list[TabView]:
+        return [TabView(tab, label, tab == self.tab) for tab, label in TAB_LABELS.items()]
+
+    @property
+    def hx_headers(self) -> str:
+        """Plain JSON for ``hx-headers`` (never the ``js:`` form); "" without a token."""
+        return json.dumps({"X-XSRFToken": self.xsrf_token}) if self.xsrf_token else ""
+
+    @property
+    def reset_vals(self) -> str:
+        return json.dumps({"moss_tab": self.tab})
+
+    def field(self, name: str) -> FieldView:
+        return self.fields[name]
+
+    def fragment_url(self, fragment: str) -> str:
+        user = quote(self.target.user_name, safe="")
+        server = quote(self.target.server_name, safe="")
+        return f"{self.hub_prefix}moss/form/{fragment}/{user}/{server}"
+
+    def static_url(self, name: str) -> str:
+        return f"{self.hub_prefix}moss/static/{name}?v={quote(__version__)}"

@@ -1,0 +1,96 @@
+"""How the hub talks to Slurm: the commands, their timeout and prefixes, and the shared services.
+
+A mixin of :class:`~.spawner.MOSlurmSpawner`: its traits configure one
+:class:`~.slurm.commands.SlurmRunner`, and every spawner of the hub with the same configuration
+shares one cluster view and one estimate cache through :mod:`.slurm.services`.
+"""
+
+from __future__ import annotations
+
+import os
+
+from batchspawner import SlurmSpawner
+from traitlets import Dict, Float, Unicode
+
+from .slurm import services
+from .slurm.commands import SlurmRunner, expand_prefix
+from .slurm.estimates import StartEstimator
+from .slurm.view import ClusterSnapshot, ClusterUnavailable, ClusterView
+
+
+class SlurmAccess(SlurmSpawner):
+    """The traits and hooks through which a spawner reaches Slurm."""
+
+    slurm_bin_dir = Unicode(
+        "",
+        help="""
+        Folder holding Slurm's commands (``sbatch``, ``sinfo``, ...). Empty looks them up on
+        the hub's ``PATH`` (JupyterHub 6 passes no ``PATH`` to the environment of spawned
+        commands, so set this, or ``slurm_commands``, when Slurm lives outside the usual
+        folders).
+        """,
+    ).tag(config=True)
+
+    slurm_commands = Dict(
+        key_trait=Unicode(),
+        value_trait=Unicode(),
+        help="""
+        Per-command overrides, e.g. ``{"sinfo": "/opt/slurm/22.05/bin/sinfo"}``.
+        """,
+    ).tag(config=True)
+
+    slurm_timeout = Float(
+        20.0,
+        help="""
+        Seconds a Slurm command may take before the hub gives up on it. A query that times
+        out leaves the page with its last data and a "Slurm did not answer" banner.
+        """,
+    ).tag(config=True)
+
+    slurm_query_prefix = Unicode(
+        "",
+        help="""
+        Prefix for read-only cluster queries (``sinfo``, ``squeue``, ``scontrol show``), e.g.
+        ``"sudo -u slurmreader"``. Empty runs them as the hub's own account; commands that act
+        for a user (``sbatch``, ``scancel``, estimates) use ``exec_prefix`` instead.
+        """,
+    ).tag(config=True)
+
+    cluster_refresh_interval = Float(
+        30.0,
+        help="""
+        Seconds between two reads of the cluster (one ``sinfo`` and one ``scontrol show
+        reservation`` for the whole hub, however many people view the page). Values below 5
+        are raised to 5. Nothing is read while nobody looks.
+        """,
+    ).tag(config=True)
+
+    def slurm_runner(self) -> SlurmRunner:
+        """How this spawner runs Slurm commands (built from the traits above)."""
+        env = {k: v for k, v in os.environ.items() if k in self.env_keep or k == "SLURM_CONF"}
+        return SlurmRunner(
+            bin_dir=self.slurm_bin_dir or None,
+            commands=dict(self.slurm_commands),
+            timeout=self.slurm_timeout,
+            env=env,
+            query_prefix=expand_prefix(self.slurm_query_prefix) if self.slurm_query_prefix else [],
+        )
+
+    def cluster_view(self) -> ClusterView:
+        """The hub-wide view of the cluster (one per configuration, shared by every spawner)."""
+        return services.cluster_view(self.slurm_runner(), self.cluster_refresh_interval)
+
+    def start_estimator(self) -> StartEstimator:
+        """The hub-wide ``sbatch --test-only`` cache (one per configuration)."""
+        return services.start_estimator(self.slurm_runner(), self.exec_prefix)
+
+    def user_prefix(self) -> list[str]:
+        """``exec_prefix`` as an argument list, for commands run as the user."""
+        return expand_prefix(self.exec_prefix, username=self.user.name) if self.exec_prefix else []
+
+    async def cluster_snapshot(self) -> ClusterSnapshot | None:
+        """The latest snapshot, or None when Slurm has never answered this hub."""
+        try:
+            return await self.cluster_view().snapshot()
+        except ClusterUnavailable:
+            return None
