@@ -38,9 +38,9 @@ class FormContext:
     #: The admin's partitions merged with ``snapshot``: what the validator checks against.
     limits: Mapping[str, PartitionLimits]
     policy: OptionsPolicy
-    #: The admin's side of the batch script, so an estimate asks about the job ``start()`` sends.
-    script_settings: ScriptSettings
-    #: Answers ``sbatch --test-only`` for the estimate fragment (None: no estimates).
+    #: The admin's side of the batch script, so an estimate asks about the job ``start()``
+    #: sends, and the shared ``sbatch --test-only`` cache; None where no estimate is shown.
+    script_settings: ScriptSettings | None = None
     estimator: StartEstimator | None = None
     hub_prefix: str = "/hub/"  # "{base_url}hub/"
     #: The XSRF token of the request being served ("" when there is none to give).

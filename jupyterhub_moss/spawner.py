@@ -21,11 +21,13 @@ from tornado import web
 from traitlets import Bool, Dict, Float, Integer, List, TraitError, Unicode, default, validate
 
 from . import form
+from .batch_script import ScriptSettings
 from .config import PartitionConfig, PartitionConfigError, load_partitions
 from .context import FormContext, SpawnRequest
 from .form import FORM_ONLY_KEYS
 from .lifecycle import SlurmJobLifecycle
 from .limits import DEFAULT_RUNTIME_HOURS, PartitionLimits, SimpleChoices, merge_partition_limits
+from .log_safe import log_safe
 from .options import (
     FIELD_NAMES,
     OptionsPolicy,
@@ -237,24 +239,43 @@ class MOSlurmSpawner(SlurmJobLifecycle, SlurmAccess, SlurmSpawner):
     # -- the spawn page ------------------------------------------------------------------------
 
     async def form_context(
-        self, *, server_name: str | None = None, xsrf_token: str = "", hub_prefix: str = ""
+        self,
+        *,
+        server_name: str | None = None,
+        xsrf_token: str = "",
+        hub_prefix: str = "",
+        with_estimates: bool = False,
     ) -> FormContext:
-        """Everything the form needs for one request, read once: one snapshot, one merge."""
+        """Everything the form needs for one request, read once: one snapshot, one merge.
+
+        ``with_estimates`` adds what a start estimate needs (the admin's side of the batch
+        script, the shared estimator): only the estimate fragment asks for it.
+        """
         snapshot = await self.cluster_snapshot()
+        settings = self._estimate_settings() if with_estimates else None
         return FormContext(
             user_name=self.user.name,
             server_name=self.name or "" if server_name is None else server_name,
             snapshot=snapshot,
             limits=self.limits_from(snapshot),
             policy=self.options_policy(),
-            # only the admin's req_* values matter to an estimate, not the job's environment
-            script_settings=self.script_settings({}),
-            estimator=self.start_estimator(),
+            script_settings=settings,
+            estimator=self.start_estimator() if settings is not None else None,
             hub_prefix=hub_prefix or self._hub_prefix(),
             xsrf_token=xsrf_token,
             refresh_seconds=int(self.availability_refresh_interval),
             template_paths=self._admin_template_paths(),
         )
+
+    def _estimate_settings(self) -> ScriptSettings | None:
+        # Only the admin's req_* values matter to an estimate, not the job's environment.
+        try:
+            return self.script_settings({})
+        except Exception as error:  # e.g. req_homedir of a user with no Unix account
+            self.log.warning(
+                "No start estimates for %s: %s", log_safe(self.user.name), log_safe(repr(error))
+            )
+            return None
 
     @default("options_form")
     def _default_options_form(self):
@@ -284,7 +305,10 @@ class MOSlurmSpawner(SlurmJobLifecycle, SlurmAccess, SlurmSpawner):
     ) -> str:
         """One htmx fragment of the form of ``server_name`` (see :func:`.form.render_fragment`)."""
         ctx = await self.form_context(
-            server_name=server_name, xsrf_token=xsrf_token, hub_prefix=hub_prefix
+            server_name=server_name,
+            xsrf_token=xsrf_token,
+            hub_prefix=hub_prefix,
+            with_estimates=fragment == "estimate",
         )
         return await form.render_fragment(ctx, fragment, query)
 

@@ -76,7 +76,7 @@ async def start_estimate(
     ctx: FormContext, values: Mapping[str, Any], now: datetime
 ) -> EstimateView | None:
     """When these options would start, or None (invalid options, or Slurm would not say)."""
-    if ctx.estimator is None:
+    if ctx.estimator is None or ctx.script_settings is None:
         return None
     try:
         options = parse_user_options(values, ctx.limits, ctx.policy)

@@ -670,3 +670,13 @@ def test_hand_written_javascript_stays_under_60_lines():
     assert sum(counts.values()) < 60, counts
     assert counts["trigger filters"] == 2  # the only JavaScript: two visibility checks
     assert sum(counts.values()) == 2, counts
+
+
+def test_a_user_without_a_unix_account_gets_the_form_and_no_estimate():
+    """batchspawner's req_homedir looks the user up in passwd: an admin who is no Unix user
+    must still see the form (once a 500), and the estimate is simply left out."""
+    spawner = make_spawner()
+    spawner.user = types.SimpleNamespace(name="no-such-unix-user-moss")
+    assert page(spawner).select_one("select[name=partition], input[name=partition]") is not None
+    soup = fragment(spawner, "estimate", partition="cpu", nprocs="2")
+    assert soup.text.strip() == ""

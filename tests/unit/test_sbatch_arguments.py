@@ -151,7 +151,7 @@ def test_the_spawners_estimate_uses_its_req_traits(monkeypatch):
     monkeypatch.setattr(spawner, "start_estimator", lambda: StartEstimator(query=query))
     monkeypatch.setattr(estimate, "home_of", lambda _user: HOME)
     values = {"partition": "cpu", "nprocs": "2"}
-    context = asyncio.run(spawner.form_context())
+    context = asyncio.run(spawner.form_context(with_estimates=True))
     asyncio.run(start_estimate(context, values, datetime.now(timezone.utc)))
 
     spawner.user_options = values
