@@ -23,14 +23,16 @@ import traceback
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
 
-from .hubs import CACHE, Hub, Implementation, ensure_reference_venv, implementations, running_hub
+from tests.support.hub import HubProcess
+
+from .hubs import CACHE, Implementation, ensure_reference_venv, implementations, running_hub
 from .jobs import cancel_bench_jobs, node_names, other_jobs
 from .report import DOC, Results, machine_info, results_section, write_doc
 from .scenarios import page, polling, spawn
 from .settings import FULL, QUICK, Settings
 
 ScenarioRun = Callable[
-    [Hub, Settings, Mapping[str, str], Results, Callable[[str], None]], Awaitable[None]
+    [HubProcess, Settings, Mapping[str, str], Results, Callable[[str], None]], Awaitable[None]
 ]
 
 

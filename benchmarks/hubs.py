@@ -2,28 +2,28 @@
 
 Both hubs read the same configuration file text; only the Python that runs JupyterHub differs
 (and with it which ``jupyterhub_moss`` is imported). The reference is ``jupyterhub-moss`` from
-PyPI, installed into ``benchmarks/.cache/reference-venv`` and only ever run, never read.
+PyPI, installed into ``benchmarks/.cache/reference-venv`` and only ever run, never read. The
+hubs are started as the tests start theirs (tests/support/hub.py), on the partitions the tests
+use (tests/support/cluster_partitions.py).
 """
 
 from __future__ import annotations
 
+import json
 import os
-import secrets
-import signal
-import socket
 import subprocess
 import textwrap
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
+from tests.support.cluster_hub import cluster_hub_config
+from tests.support.cluster_partitions import every_field_spelled_out
+from tests.support.hub import HubProcess, HubSite, hub_config, launched_hub
+from tests.support.infra import NPM_BIN, REPO
 
-REPO = Path(__file__).resolve().parents[1]
 CACHE = REPO / "benchmarks" / ".cache"
-NPM_BIN = REPO / "dev" / "npm" / "node_modules" / ".bin"
 OURS_PYTHON = REPO / ".venv" / "bin" / "python"
 
 REFERENCE_DIST = "jupyterhub-moss"
@@ -34,66 +34,6 @@ REFERENCE_VENV = CACHE / "reference-venv"
 #: The account every benchmark spawn runs as; `benchmarks/run` creates it. Only its jobs are
 #: ever cancelled, so other people's jobs on the shared cluster are left alone.
 BENCH_USER = "mossbench"
-JOBENV_BIN = os.path.join(os.environ.get("MOSS_JOBENV", "/opt/moss-jobenv"), "bin", "")
-
-# Every field spelled out: the reference requires them, and ours then reads only the
-# availability from Slurm, so both pages show the same limits.
-PARTITIONS = {
-    "cpu": {
-        "architecture": "x86_64",
-        "description": "CPU nodes",
-        "gpu": "",
-        "max_ngpus": 0,
-        "max_nprocs": 8,
-        "max_runtime": 24 * 3600,
-        "simple": True,
-        "jupyter_environments": {
-            "default": {
-                "description": "Default",
-                "path": JOBENV_BIN,
-                "modules": "",
-                "add_to_path": True,
-                "prologue": "",
-            },
-        },
-    },
-    "gpu": {
-        "architecture": "x86_64",
-        "description": "GPU nodes",
-        "gpu": "gpu:fake:{}",
-        "max_ngpus": 2,
-        "max_nprocs": 8,
-        "max_runtime": 12 * 3600,
-        "simple": True,
-        "jupyter_environments": {
-            "default": {
-                "description": "Default",
-                "path": JOBENV_BIN,
-                "modules": "",
-                "add_to_path": True,
-                "prologue": "",
-            },
-        },
-    },
-    "debug": {
-        "architecture": "x86_64",
-        "description": "Debugging",
-        "gpu": "",
-        "max_ngpus": 0,
-        "max_nprocs": 8,
-        "max_runtime": 3600,
-        "simple": False,
-        "jupyter_environments": {
-            "default": {
-                "description": "Default",
-                "path": JOBENV_BIN,
-                "modules": "",
-                "add_to_path": True,
-                "prologue": "",
-            },
-        },
-    },
-}
 
 
 @dataclass(frozen=True)
@@ -145,8 +85,6 @@ def installed_versions(python: Path, dists: list[str]) -> dict[str, str | None]:
         print(json.dumps(out))
         """
     )
-    import json
-
     result = subprocess.run(
         [str(python), "-c", code, *dists],
         capture_output=True,
@@ -193,88 +131,6 @@ def ensure_reference_venv(say: Callable[[str], None]) -> Path:
 # -- running a hub ------------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@dataclass
-class Hub:
-    """A running JupyterHub: its public URL and an admin token for the REST API."""
-
-    implementation: Implementation
-    root: Path
-    url: str  # ends in "/"
-    admin_token: str
-    process: subprocess.Popen
-    log_path: Path
-    users: list[str] = field(default_factory=lambda: [BENCH_USER])
-
-    def hub_url(self, path: str = "") -> str:
-        return f"{self.url}hub/{path.lstrip('/')}"
-
-    def api_url(self, path: str = "") -> str:
-        return self.hub_url(f"api/{path.lstrip('/')}")
-
-    def api_headers(self) -> dict[str, str]:
-        return {"Authorization": f"token {self.admin_token}"}
-
-    def log_tail(self, chars: int = 3000) -> str:
-        return self.log_path.read_text(errors="replace")[-chars:]
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
-
-
-def hub_config(
-    implementation: Implementation,
-    *,
-    port: int,
-    hub_port: int,
-    proxy_api_port: int,
-    root: Path,
-    token: str,
-    extra: str,
-) -> str:
-    """The configuration both hubs share; ``extra`` holds a scenario's own lines."""
-    common = textwrap.dedent(
-        f"""
-        import batchspawner  # noqa: F401  (the reference's documented set-up imports it)
-        import jupyterhub_moss
-
-        c = get_config()  # noqa: F821
-        jupyterhub_moss.set_config(c)
-        c.JupyterHub.bind_url = "http://127.0.0.1:{port}/"
-        c.JupyterHub.hub_bind_url = "http://{hub_address()}:{hub_port}"
-        c.ConfigurableHTTPProxy.api_url = "http://127.0.0.1:{proxy_api_port}"
-        c.ConfigurableHTTPProxy.should_start = True
-        c.JupyterHub.db_url = "sqlite:///{root}/jupyterhub.sqlite"
-        c.JupyterHub.cookie_secret_file = "{root}/cookie_secret"
-        c.JupyterHub.pid_file = "{root}/jupyterhub.pid"
-        c.JupyterHub.cleanup_servers = True
-        c.JupyterHub.allow_named_servers = True
-        c.JupyterHub.authenticator_class = "dummy"
-        c.Authenticator.allowed_users = {{"{BENCH_USER}"}}
-        c.JupyterHub.services = [{{"name": "moss-bench", "api_token": "{token}"}}]
-        c.JupyterHub.load_roles = [
-            {{"name": "moss-bench", "scopes": ["admin:users", "admin:servers", "access:servers",
-              "read:users"], "services": ["moss-bench"]}},
-        ]
-        c.MOSlurmSpawner.partitions = {PARTITIONS!r}
-        c.MOSlurmSpawner.exec_prefix = "sudo -E -u {{username}}"
-        c.Spawner.env_keep = ["PATH", "LANG", "SLURM_CONF", "JUPYTERHUB_SINGLEUSER_APP"]
-        """
-    )
-    return "\n".join([common, textwrap.dedent(implementation.own_config), textwrap.dedent(extra)])
-
-
 def hub_address() -> str:
     """Where jobs reach the hub's API: loopback, or the bridge of the multi-node layout."""
     return os.environ.get("MOSS_CLUSTER_HUB_ADDR") or "127.0.0.1"
@@ -293,62 +149,33 @@ def hub_environment() -> dict[str, str]:
 
 
 @contextmanager
-def running_hub(implementation: Implementation, root: Path, extra: str = "") -> Iterator[Hub]:
-    """Start a fresh hub (new database) in ``root``; stop it, and its servers, on exit."""
-    root.mkdir(parents=True, exist_ok=True)
+def running_hub(
+    implementation: Implementation, root: Path, extra: str = ""
+) -> Iterator[HubProcess]:
+    """Start a fresh hub (new database) in ``root``; stop it, and its servers, on exit.
+
+    Both hubs read the same configuration: dev/cluster's partitions with every field spelled
+    out (the reference requires them; ours then reads only the availability from Slurm, so
+    both pages show the same limits), then the implementation's own lines, then ``extra``.
+    """
     for stale in ("jupyterhub.sqlite", "jupyterhub.pid"):
         (root / stale).unlink(missing_ok=True)
-    port, hub_port, proxy_api_port = free_port(), free_port(), free_port()
-    token = secrets.token_hex(16)
-    config = hub_config(
-        implementation,
-        port=port,
-        hub_port=hub_port,
-        proxy_api_port=proxy_api_port,
-        root=root,
-        token=token,
-        extra=extra,
+    site = HubSite(root)
+    config = "\n".join(
+        [
+            hub_config(site, users=[BENCH_USER], admins=[], hub_address=hub_address()),
+            "import batchspawner  # noqa: F401  (the reference's documented set-up imports it)",
+            cluster_hub_config(every_field_spelled_out()),
+            textwrap.dedent(implementation.own_config),
+            textwrap.dedent(extra),
+        ]
     )
-    config_path = root / "jupyterhub_config.py"
-    config_path.write_text(config)
-    log_path = root / "jupyterhub.log"
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(
-            [str(implementation.python), "-m", "jupyterhub", "-f", str(config_path)],
-            cwd=root,  # not the repository: the reference must import its own jupyterhub_moss
-            env=hub_environment(),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    hub = Hub(
-        implementation=implementation,
-        root=root,
-        url=f"http://127.0.0.1:{port}/",
-        admin_token=token,
-        process=process,
-        log_path=log_path,
-    )
-    try:
-        wait_until_up(hub)
+    with launched_hub(
+        site,
+        config,
+        env=hub_environment(),
+        python=implementation.python,
+        name=implementation.key,
+        timeout=90,
+    ) as hub:
         yield hub
-    finally:
-        hub.stop()
-
-
-def wait_until_up(hub: Hub, timeout: float = 90) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if hub.process.poll() is not None:
-            raise RuntimeError(
-                f"{hub.implementation.label}: JupyterHub exited with {hub.process.returncode}:\n"
-                f"{hub.log_tail()}"
-            )
-        try:
-            # /hub/health answers before the proxy routes exist: wait for the login page instead
-            if httpx.get(hub.hub_url("login"), timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise RuntimeError(f"{hub.implementation.label}: JupyterHub did not come up in {timeout}s")

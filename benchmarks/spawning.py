@@ -19,7 +19,10 @@ from dataclasses import dataclass
 
 import httpx
 
-from .hubs import BENCH_USER, JOBENV_BIN, Hub, free_port
+from tests.support.cluster_partitions import JOBENV_BIN
+from tests.support.hub import TYPED_IN_ADDRESS_BAR, HubProcess, free_port
+
+from .hubs import BENCH_USER
 
 #: A small job both implementations accept: 1 CPU for an hour on the cpu partition.
 BASE_OPTIONS = {
@@ -30,12 +33,12 @@ BASE_OPTIONS = {
 }
 
 
-def api_client(hub: Hub) -> httpx.AsyncClient:
+def api_client(hub: HubProcess) -> httpx.AsyncClient:
     return httpx.AsyncClient(headers=hub.api_headers(), timeout=30)
 
 
 async def request_spawn(
-    client: httpx.AsyncClient, hub: Hub, options: Mapping[str, str], server: str = ""
+    client: httpx.AsyncClient, hub: HubProcess, options: Mapping[str, str], server: str = ""
 ) -> httpx.Response:
     """Ask for a spawn as a user's browser does when opening a bookmarked spawn link.
 
@@ -46,23 +49,19 @@ async def request_spawn(
     return await client.get(
         hub.hub_url(path),
         params=dict(options),
-        headers={
-            "Sec-Fetch-Site": "none",
-            "Sec-Fetch-Mode": "navigate",
-            "Sec-Fetch-Dest": "document",
-        },
+        headers=TYPED_IN_ADDRESS_BAR,
         follow_redirects=False,
     )
 
 
-async def server_model(api: httpx.AsyncClient, hub: Hub, server: str = "") -> dict | None:
+async def server_model(api: httpx.AsyncClient, hub: HubProcess, server: str = "") -> dict | None:
     """The user's server as the REST API shows it, or None when there is none."""
     answer = await api.get(hub.api_url(f"users/{BENCH_USER}"))
     answer.raise_for_status()
     return (answer.json().get("servers") or {}).get(server)
 
 
-async def wait_ready(api: httpx.AsyncClient, hub: Hub, server: str, timeout: float) -> bool:
+async def wait_ready(api: httpx.AsyncClient, hub: HubProcess, server: str, timeout: float) -> bool:
     """Poll until the server is ready (True) or its spawn is over without it (False)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -93,7 +92,9 @@ async def wait_answering(client: httpx.AsyncClient, url: str, timeout: float) ->
     return False
 
 
-async def stop_server(api: httpx.AsyncClient, hub: Hub, server: str = "", timeout=90) -> None:
+async def stop_server(
+    api: httpx.AsyncClient, hub: HubProcess, server: str = "", timeout=90
+) -> None:
     """Stop (and for a named server, delete) the server; wait until the hub has let go."""
     path = f"users/{BENCH_USER}/servers/{server}" if server else f"users/{BENCH_USER}/server"
     body = {"remove": True} if server else None
@@ -119,7 +120,7 @@ class SpawnOutcome:
     message: str
 
 
-async def watch_progress(api: httpx.AsyncClient, hub: Hub, started: float, timeout: float):
+async def watch_progress(api: httpx.AsyncClient, hub: HubProcess, started: float, timeout: float):
     """Follow the spawn-pending page's event stream until the spawn is ready or has failed.
 
     ``started`` is the ``time.perf_counter()`` of the spawn request: the outcome's time is when

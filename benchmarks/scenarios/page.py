@@ -14,8 +14,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
+from tests.support.hub import HubProcess
+
 from ..htmx_page import load_requests, polled_request
-from ..hubs import BENCH_USER, Hub
+from ..hubs import BENCH_USER
 from ..load import Samples, close_all, closed_loop, login, logins, periodic_viewers, sequential
 from ..report import Results, Target
 from ..settings import Settings
@@ -50,13 +52,13 @@ def twice_reference(ours: float, reference: float | None) -> bool:
 
 
 async def run(
-    hub: Hub,
+    hub: HubProcess,
     settings: Settings,
     env: Mapping[str, str],
     results: Results,
     say: Callable[[str], None],
 ) -> None:
-    key = hub.implementation.key
+    key = hub.name
     spawn_url, home_url = hub.hub_url("spawn"), hub.hub_url("home")
     client = await login(hub.hub_url(), BENCH_USER)
     try:

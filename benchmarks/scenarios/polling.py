@@ -15,7 +15,9 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Mapping
 
-from ..hubs import BENCH_USER, Hub
+from tests.support.hub import HubProcess
+
+from ..hubs import BENCH_USER
 from ..jobs import bench_jobs, cpu_counts
 from ..load import login
 from ..report import Results
@@ -40,13 +42,13 @@ def config(settings: Settings) -> str:
 
 
 async def run(
-    hub: Hub,
+    hub: HubProcess,
     settings: Settings,
     env: Mapping[str, str],
     results: Results,
     say: Callable[[str], None],
 ) -> None:
-    key = hub.implementation.key
+    key = hub.name
     running, total = await _cpus_for(env, settings.running_servers, settings.ready_timeout)
     pending = settings.pending_spawns
     client = await login(hub.hub_url(), BENCH_USER)
@@ -108,7 +110,7 @@ async def run(
     )
 
 
-async def _start_batch(client, api, hub: Hub, names: list[str], settings: Settings) -> None:
+async def _start_batch(client, api, hub: HubProcess, names: list[str], settings: Settings) -> None:
     answers = await asyncio.gather(
         *(request_spawn(client, hub, BASE_OPTIONS, name) for name in names)
     )

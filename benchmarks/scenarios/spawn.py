@@ -20,7 +20,9 @@ from dataclasses import dataclass
 
 from bs4 import BeautifulSoup
 
-from ..hubs import BENCH_USER, Hub
+from tests.support.hub import HubProcess
+
+from ..hubs import BENCH_USER
 from ..jobs import cancel_bench_jobs, wait_for_idle_cpus
 from ..load import login
 from ..report import Results, Target
@@ -47,13 +49,13 @@ def _median(values: list[float]) -> float:
 
 
 async def run_ready(
-    hub: Hub,
+    hub: HubProcess,
     settings: Settings,
     env: Mapping[str, str],
     results: Results,
     say: Callable[[str], None],
 ) -> None:
-    key = hub.implementation.key
+    key = hub.name
     client = await login(hub.hub_url(), BENCH_USER)
     api = api_client(hub)
     spawns: list[float] = []
@@ -150,13 +152,13 @@ async def _spawn_until_lab(hub, client, api, settings) -> tuple[SpawnTimes | Non
 
 
 async def run_failure(
-    hub: Hub,
+    hub: HubProcess,
     settings: Settings,
     env: Mapping[str, str],
     results: Results,
     say: Callable[[str], None],
 ) -> None:
-    key = hub.implementation.key
+    key = hub.name
     client = await login(hub.hub_url(), BENCH_USER)
     api = api_client(hub)
     outcomes: list[SpawnOutcome] = []

@@ -18,7 +18,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlencode
 
 import pytest
-from support.cluster_hub import CLUSTER_HUB_CONFIG, JOBENV_BIN
+from support.cluster_hub import CLUSTER_HUB_CONFIG
+from support.cluster_partitions import JOBENV_BIN
 from support.hub import HubProcess, running_hub
 from support.spawning import server_model, stop_server, wait_for
 

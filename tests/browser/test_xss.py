@@ -22,7 +22,8 @@ from urllib.parse import urlencode
 
 import pytest
 from playwright.sync_api import expect
-from support.hardening import JOBENV_BIN, cancel_jobs_named, cluster_config, unique_job_name
+from support.cluster_partitions import JOBENV_BIN
+from support.hardening import cancel_jobs_named, cluster_config, unique_job_name
 from support.hub import HubProcess, running_hub
 from support.infra import running_cluster
 from support.page_waits import TIMEOUT_MS, fragment_answered, is_fragment, open_spawn_page

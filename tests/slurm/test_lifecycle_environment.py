@@ -12,9 +12,9 @@ import pwd
 import textwrap
 
 import pytest
+from support.cluster_partitions import JOBENV_BIN
 from support.spawning import (
     DEBUG_OPTIONS,
-    JOBENV_BIN,
     cancel,
     lifecycle_config,
     process_environ,

@@ -1,7 +1,7 @@
 """Hub configuration for tests against the local cluster, and ways to ask it for a spawn.
 
-The partitions match `dev/cluster`'s: cpu (8 CPUs, 1 day), gpu (2 GPUs, 12 h), debug (1 h).
-Their limits are left to Slurm, as an admin who writes the minimum would.
+The partitions are dev/cluster's (see cluster_partitions.py): cpu (8 CPUs, 1 day), gpu (2 GPUs,
+12 h), debug (1 h). Their limits are left to Slurm, as an admin who writes the minimum would.
 """
 
 from __future__ import annotations
@@ -10,31 +10,32 @@ import re
 import subprocess
 import textwrap
 from collections.abc import Mapping
+from typing import Any
 
 import httpx
 
+from .cluster_partitions import CLUSTER_PARTITIONS
 from .hub import TYPED_IN_ADDRESS_BAR, HubProcess, xsrf_from_page
 
-JOBENV_BIN = "/opt/moss-jobenv/bin/"
 
-CLUSTER_HUB_CONFIG = textwrap.dedent(
-    f"""
-    c.MOSlurmSpawner.partitions = {{
-        "cpu": {{"description": "CPU nodes", "architecture": "x86_64", "simple": True, "gpu": "",
-                 "jupyter_environments": {{
-                     "default": {{"description": "Default", "path": "{JOBENV_BIN}"}},
-                     "second": {{"description": "Second", "path": "{JOBENV_BIN}",
-                                 "prologue": "echo second"}},
-                 }}}},
-        "gpu": {{"description": "GPU nodes", "simple": True,
-                 "jupyter_environments": {{"default": {{"path": "{JOBENV_BIN}"}}}}}},
-        "debug": {{"description": "Debugging", "simple": False,
-                   "jupyter_environments": {{"default": {{"path": "{JOBENV_BIN}"}}}}}},
-    }}
-    c.MOSlurmSpawner.exec_prefix = "sudo -E -u {{username}}"
-    c.Spawner.env_keep = ["PATH", "LANG", "SLURM_CONF", "JUPYTERHUB_SINGLEUSER_APP"]
-    c.JupyterHub.allow_named_servers = True
-    """
+def cluster_hub_config(partitions: Mapping[str, Any] = CLUSTER_PARTITIONS) -> str:
+    """Hub config lines for dev/cluster: its partitions, each job submitted as its user."""
+    return textwrap.dedent(
+        f"""
+        c.MOSlurmSpawner.partitions = {dict(partitions)!r}
+        c.MOSlurmSpawner.exec_prefix = "sudo -E -u {{username}}"
+        c.Spawner.env_keep = ["PATH", "LANG", "SLURM_CONF", "JUPYTERHUB_SINGLEUSER_APP"]
+        c.JupyterHub.allow_named_servers = True
+        """
+    )
+
+
+#: Also debug's GPUs left to Slurm: the hub offers its node's, if any (they depend on the layout).
+CLUSTER_HUB_CONFIG = cluster_hub_config(
+    {
+        **CLUSTER_PARTITIONS,
+        "debug": {key: value for key, value in CLUSTER_PARTITIONS["debug"].items() if key != "gpu"},
+    }
 )
 
 

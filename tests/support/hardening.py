@@ -36,33 +36,9 @@ from jupyterhub_moss.limits import PartitionLimits, merge_partition_limits
 from jupyterhub_moss.options import FIELD_NAMES, OptionsPolicy, UserOptions
 from jupyterhub_moss.slurm.parsing import SINFO_ARGS, parse_sinfo
 
-JOBENV_BIN = "/opt/moss-jobenv/bin/"
+from .cluster_hub import cluster_hub_config
+from .cluster_partitions import CLUSTER_PARTITIONS
 
-#: The partitions of dev/cluster (both layouts have the same partitions and node sizes), with
-#: every limit left to Slurm, as in tests/support/cluster_hub.py.
-CLUSTER_PARTITIONS: dict[str, Any] = {
-    "cpu": {
-        "description": "CPU nodes",
-        "architecture": "x86_64",
-        "simple": True,
-        "gpu": "",
-        "jupyter_environments": {
-            "default": {"description": "Default", "path": JOBENV_BIN},
-            "second": {"description": "Second", "path": JOBENV_BIN, "prologue": "echo second"},
-        },
-    },
-    "gpu": {
-        "description": "GPU nodes",
-        "simple": True,
-        "jupyter_environments": {"default": {"path": JOBENV_BIN}},
-    },
-    "debug": {
-        "description": "Debugging",
-        "simple": False,
-        "gpu": "",
-        "jupyter_environments": {"default": {"path": JOBENV_BIN}},
-    },
-}
 #: What the spawner's default traits give for this config (first partition is the default).
 CLUSTER_POLICY = OptionsPolicy(default_partition="cpu")
 
@@ -73,14 +49,7 @@ def cluster_config(extra: str = "", *, reachable_from_nodes: bool = True) -> str
     On dev/cluster's multi layout with network namespaces a job cannot reach 127.0.0.1 of the
     hub's host: ``MOSS_CLUSTER_HUB_ADDR`` (in the cluster's env) is where it can.
     """
-    lines = textwrap.dedent(
-        f"""
-        c.MOSlurmSpawner.partitions = {CLUSTER_PARTITIONS!r}
-        c.MOSlurmSpawner.exec_prefix = "sudo -E -u {{username}}"
-        c.Spawner.env_keep = ["PATH", "LANG", "SLURM_CONF", "JUPYTERHUB_SINGLEUSER_APP"]
-        c.JupyterHub.allow_named_servers = True
-        """
-    )
+    lines = cluster_hub_config(CLUSTER_PARTITIONS)
     if reachable_from_nodes:
         lines += textwrap.dedent(
             """

@@ -1,8 +1,9 @@
-"""A real JupyterHub in a subprocess, with a real configurable-http-proxy, for the hub tier.
+"""A real JupyterHub in a subprocess, with a real configurable-http-proxy: for the tests and
+for the benchmarks (which run the reference implementation's hub from its own virtualenv too).
 
 Each hub gets its own folder (database, cookie secret, config file) and free loopback ports, so
-tests never share state. An admin service token lets tests use the REST API; `login()` gives an
-httpx client with a real login session (cookies and the XSRF token taken from the page).
+hubs never share state. An admin service token gives the REST API; `login()` gives an httpx
+client with a real login session (cookies and the XSRF token taken from the page).
 """
 
 from __future__ import annotations
@@ -16,22 +17,24 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 
-from .infra import NPM_BIN, REPO
+from .cluster_partitions import JOBENV_BIN
+from .infra import NPM_BIN
 
+#: For hubs that never reach Slurm: dev/cluster's cpu partition alone, with one environment.
 DEMO_PARTITIONS = {
     "cpu": {
         "description": "CPU nodes",
         "architecture": "x86_64",
         "simple": True,
         "jupyter_environments": {
-            "default": {"description": "Default", "path": "/opt/moss-jobenv/bin/"},
+            "default": {"description": "Default", "path": JOBENV_BIN},
         },
     },
 }
@@ -52,6 +55,23 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+@dataclass(frozen=True)
+class HubSite:
+    """Where one hub lives: its own folder, free loopback ports and its admin service's token."""
+
+    root: Path
+    base_url: str = "/"
+    port: int = field(default_factory=free_port)
+    hub_port: int = field(default_factory=free_port)
+    proxy_api_port: int = field(default_factory=free_port)
+    token: str = field(default_factory=lambda: secrets.token_hex(16))
+
+    @property
+    def url(self) -> str:
+        """The public URL, base_url included, ending in "/"."""
+        return f"http://127.0.0.1:{self.port}{self.base_url}"
+
+
 @dataclass
 class HubProcess:
     root: Path
@@ -61,16 +81,19 @@ class HubProcess:
     process: subprocess.Popen
     log_path: Path
     clients: list[httpx.Client] = field(default_factory=list)
+    name: str = ""  # which hub, where several run side by side (the benchmark's two)
 
     def hub_url(self, path: str = "") -> str:
         return f"{self.url}hub/{path.lstrip('/')}"
 
+    def api_url(self, path: str = "") -> str:
+        return self.hub_url(f"api/{path.lstrip('/')}")
+
+    def api_headers(self) -> dict[str, str]:
+        return {"Authorization": f"token {self.admin_token}"}
+
     def api(self) -> httpx.Client:
-        client = httpx.Client(
-            base_url=self.hub_url("api/"),
-            headers={"Authorization": f"token {self.admin_token}"},
-            timeout=30,
-        )
+        client = httpx.Client(base_url=self.api_url(), headers=self.api_headers(), timeout=30)
         self.clients.append(client)
         return client
 
@@ -96,7 +119,8 @@ class HubProcess:
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
             try:
-                self.process.wait(timeout=20)
+                # cleanup_servers: the hub stops its servers first, Slurm jobs included
+                self.process.wait(timeout=60)
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(timeout=10)
@@ -113,19 +137,19 @@ def xsrf_from_page(html: str) -> str:
 
 
 def hub_config(
+    site: HubSite,
     *,
-    port: int,
-    hub_port: int,
-    proxy_api_port: int,
-    base_url: str,
-    root: Path,
-    token: str,
     spawner_class: str | None = None,
+    users: Iterable[str] = ("alice", "bob"),
+    admins: Iterable[str] = ("admin",),
+    hub_address: str = "127.0.0.1",
 ) -> str:
-    """The config every test hub shares; tests append their own lines after it.
+    """The config every hub started here shares: loopback, its own folder, any password.
 
     ``spawner_class`` (e.g. ``"moss"``): name the spawner that way and never import the package
     nor call ``set_config`` in the config file, as an admin who skips ``set_config`` would.
+    ``hub_address``: where jobs reach the hub's API (on dev/cluster's multi-node layout, not
+    loopback).
     """
     if spawner_class is None:
         choose_spawner = "import jupyterhub_moss\n\nc = get_config()  # noqa: F821\n"
@@ -133,27 +157,71 @@ def hub_config(
     else:
         choose_spawner = "c = get_config()  # noqa: F821\n"
         choose_spawner += f"c.JupyterHub.spawner_class = {spawner_class!r}"
+    root = site.root
     return choose_spawner + textwrap.dedent(
         f"""
-        c.JupyterHub.bind_url = "http://127.0.0.1:{port}{base_url}"
-        c.JupyterHub.hub_bind_url = "http://127.0.0.1:{hub_port}"
-        c.ConfigurableHTTPProxy.api_url = "http://127.0.0.1:{proxy_api_port}"
+        c.JupyterHub.bind_url = "{site.url}"
+        c.JupyterHub.hub_bind_url = "http://{hub_address}:{site.hub_port}"
+        c.ConfigurableHTTPProxy.api_url = "http://127.0.0.1:{site.proxy_api_port}"
         c.ConfigurableHTTPProxy.should_start = True
         c.JupyterHub.db_url = "sqlite:///{root}/jupyterhub.sqlite"
         c.JupyterHub.cookie_secret_file = "{root}/cookie_secret"
         c.JupyterHub.pid_file = "{root}/jupyterhub.pid"
         c.JupyterHub.cleanup_servers = True
         c.JupyterHub.authenticator_class = "dummy"
-        c.Authenticator.allowed_users = {{"alice", "bob"}}
-        c.Authenticator.admin_users = {{"admin"}}
-        c.JupyterHub.services = [{{"name": "moss-tests", "api_token": "{token}"}}]
+        c.Authenticator.allowed_users = {set(users)!r}
+        c.Authenticator.admin_users = {set(admins)!r}
+        c.JupyterHub.services = [{{"name": "moss-admin", "api_token": "{site.token}"}}]
         c.JupyterHub.load_roles = [
-            {{"name": "moss-tests", "scopes": ["admin:users", "admin:servers", "access:servers",
-              "read:users", "tokens"], "services": ["moss-tests"]}},
+            {{"name": "moss-admin", "scopes": ["admin:users", "admin:servers", "access:servers",
+              "read:users", "tokens"], "services": ["moss-admin"]}},
         ]
-        c.MOSlurmSpawner.partitions = {DEMO_PARTITIONS!r}
         """
     )
+
+
+@contextmanager
+def launched_hub(
+    site: HubSite,
+    config: str,
+    *,
+    env: Mapping[str, str],
+    python: str | Path = sys.executable,
+    name: str = "",
+    timeout: float = 60,
+) -> Iterator[HubProcess]:
+    """Run ``python -m jupyterhub`` on ``config`` in the site's folder until the block ends.
+
+    ``env`` is the hub's whole environment; ``python`` may be another virtualenv's, whose
+    ``jupyterhub_moss`` the hub then imports (the folder is not the repository's).
+    """
+    site.root.mkdir(parents=True, exist_ok=True)
+    config_path = site.root / "jupyterhub_config.py"
+    config_path.write_text(config)
+    log_path = site.root / "jupyterhub.log"
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            [str(python), "-m", "jupyterhub", "-f", str(config_path)],
+            cwd=site.root,
+            env=dict(env),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    hub = HubProcess(
+        root=site.root,
+        url=site.url,
+        base_url=site.base_url,
+        admin_token=site.token,
+        process=process,
+        log_path=log_path,
+        name=name,
+    )
+    try:
+        wait_until_up(hub, timeout)
+        yield hub
+    finally:
+        hub.stop()
 
 
 @contextmanager
@@ -164,51 +232,24 @@ def running_hub(
     env: dict[str, str] | None = None,
     spawner_class: str | None = None,
 ) -> Iterator[HubProcess]:
-    root.mkdir(parents=True, exist_ok=True)
-    port, hub_port, proxy_api_port = free_port(), free_port(), free_port()
-    token = secrets.token_hex(16)
-    config = hub_config(
-        port=port,
-        hub_port=hub_port,
-        proxy_api_port=proxy_api_port,
-        base_url=base_url,
-        root=root,
-        token=token,
-        spawner_class=spawner_class,
-    )
-    (root / "jupyterhub_config.py").write_text(config + "\n" + textwrap.dedent(extra_config))
+    """A test hub: this checkout's spawner for alice, bob and admin; ``extra_config`` last."""
+    site = HubSite(root, base_url)
+    config = hub_config(site, spawner_class=spawner_class)
+    config += f"c.MOSlurmSpawner.partitions = {DEMO_PARTITIONS!r}\n"
     run_env = dict(env if env is not None else os.environ)
     run_env["PATH"] = f"{NPM_BIN}:{Path(sys.executable).parent}:{run_env.get('PATH', '')}"
-    log_path = root / "jupyterhub.log"
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "jupyterhub", "-f", str(root / "jupyterhub_config.py")],
-            cwd=root,
-            env=run_env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    hub = HubProcess(
-        root=root,
-        url=f"http://127.0.0.1:{port}{base_url}",
-        base_url=base_url,
-        admin_token=token,
-        process=process,
-        log_path=log_path,
-    )
-    try:
-        wait_until_up(hub)
+    with launched_hub(site, config + "\n" + textwrap.dedent(extra_config), env=run_env) as hub:
         yield hub
-    finally:
-        hub.stop()
 
 
 def wait_until_up(hub: HubProcess, timeout: float = 60) -> None:
+    which = f"{hub.name}: " if hub.name else ""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if hub.process.poll() is not None:
-            raise RuntimeError(f"JupyterHub exited with {hub.process.returncode}:\n{hub.log()}")
+            raise RuntimeError(
+                f"{which}JupyterHub exited with {hub.process.returncode}:\n{hub.log()}"
+            )
         try:
             # /hub/health answers before the proxy routes are in place: wait for the login page
             if httpx.get(hub.hub_url("login"), timeout=2).status_code == 200:
@@ -216,7 +257,4 @@ def wait_until_up(hub: HubProcess, timeout: float = 60) -> None:
         except httpx.HTTPError:
             pass
         time.sleep(0.2)
-    raise RuntimeError(f"JupyterHub did not come up in {timeout}s:\n{hub.log()[-4000:]}")
-
-
-REPO_ROOT = REPO
+    raise RuntimeError(f"{which}JupyterHub did not come up in {timeout}s:\n{hub.log()[-4000:]}")

@@ -18,10 +18,10 @@ from typing import Any, TypeVar
 
 import httpx
 
+from .cluster_hub import cluster_hub_config
 from .hub import HubProcess, wait_until_up
 from .infra import NPM_BIN
 
-JOBENV_BIN = "/opt/moss-jobenv/bin/"
 DEBUG_OPTIONS = {"partition": "debug", "nprocs": "1", "runtime": "0:30:00"}
 #: All 8 CPUs of the node: pends for as long as any other job runs there.
 WHOLE_NODE_OPTIONS = {"partition": "debug", "nprocs": "8", "runtime": "0:30:00"}
@@ -32,25 +32,17 @@ T = TypeVar("T")
 
 def lifecycle_config(extra: str = "") -> str:
     """Hub config for spawning on dev/cluster, as an admin would write it (see demo/)."""
-    env = f'{{"default": {{"description": "Default", "path": "{JOBENV_BIN}"}}}}'
-    return textwrap.dedent(
-        f"""
-        c.MOSlurmSpawner.partitions = {{
-            "cpu": {{"description": "CPU nodes", "simple": True, "gpu": "",
-                     "jupyter_environments": {env}}},
-            "gpu": {{"description": "GPU nodes", "simple": True,
-                     "jupyter_environments": {env}}},
-            "debug": {{"description": "Debugging", "simple": False, "gpu": "",
-                       "jupyter_environments": {env}}},
-        }}
-        c.MOSlurmSpawner.exec_prefix = "sudo -E -u {{username}}"
-        c.Spawner.env_keep = ["PATH", "LANG", "SLURM_CONF", "JUPYTERHUB_SINGLEUSER_APP"]
-        c.JupyterHub.allow_named_servers = True
-        c.Spawner.start_timeout = 180
-        c.Spawner.http_timeout = 90
-        c.Spawner.poll_interval = 10
-        """
-    ) + textwrap.dedent(extra)
+    return (
+        cluster_hub_config()
+        + textwrap.dedent(
+            """
+            c.Spawner.start_timeout = 180
+            c.Spawner.http_timeout = 90
+            c.Spawner.poll_interval = 10
+            """
+        )
+        + textwrap.dedent(extra)
+    )
 
 
 def wait_for(what: str, check: Callable[[], T | None], timeout: float, every: float = 0.25) -> T:
