@@ -14,7 +14,6 @@ What an answer means:
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import time
 from collections.abc import Awaitable, Callable, Collection, Mapping
@@ -156,7 +155,7 @@ class JobStatusPoller(BackgroundRefresher[_Answer]):
         if self._last_attempt is not None:
             wait = self._last_attempt + self.min_interval - self._clock()
             if wait > 0:
-                await asyncio.sleep(wait)
+                await self._sleep(wait)
         if self._active_ids():
             await super()._refresh_once()
 

@@ -23,7 +23,7 @@ import logging
 import math
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Generic, TypeVar
 
 from ..log_safe import log_safe
@@ -38,8 +38,9 @@ Answer = TypeVar("Answer")
 class BackgroundRefresher(Generic[Answer]):
     """The refresh scheduling of a hub-wide view; subclasses implement ``_read`` and ``_apply``.
 
-    ``clock`` is a monotonic clock in seconds (tests inject their own). ``interval`` and
-    ``min_interval`` are taken as given: each subclass clamps its own.
+    ``clock`` is a monotonic clock in seconds and ``sleep`` waits on it: tests of the scheduling
+    inject a pair whose sleep moves the clock. ``interval`` and ``min_interval`` are taken as
+    given: each subclass clamps its own.
     """
 
     #: The warning logged when a read fails, with the failures in a row and the error.
@@ -53,6 +54,7 @@ class BackgroundRefresher(Generic[Answer]):
         idle_after: float = math.inf,
         jitter: float = 0.0,
         clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
     ) -> None:
         self.interval = interval
         self.min_interval = min_interval
@@ -61,6 +63,7 @@ class BackgroundRefresher(Generic[Answer]):
         self.last_error: str | None = None
         self.refresh_count = 0  # reads started, for tests and logs
         self._clock = clock
+        self._sleep = sleep
         self._failures = 0
         self._last_attempt: float | None = None  # clock() when the last read started
         self._last_request = clock()
@@ -167,7 +170,7 @@ class BackgroundRefresher(Generic[Answer]):
             last = self._last_attempt
             wait = 0.0 if last is None else last + self._next_delay() - self._clock()
             if wait > 0:
-                await asyncio.sleep(wait)
+                await self._sleep(wait)
                 if self._last_attempt != last:
                     continue  # someone refreshed meanwhile: count the interval from there
                 if not self._wanted():
