@@ -1,8 +1,8 @@
 """``set_config(c)``: wire jupyterhub_moss into a JupyterHub configuration.
 
 Also the set-up and checks a starting hub runs once its whole configuration is in, whichever way
-the admin chose the spawner (``set_config``, ``spawner_class = "moss"`` or the class name): see
-:func:`hook_into_hub_start`.
+the admin chose the spawner (``set_config``, ``spawner_class = "moss"`` or the class name), and
+the closing of the shared Slurm services when that hub stops: see :func:`hook_into_hub_start`.
 """
 
 from __future__ import annotations
@@ -34,7 +34,8 @@ def set_config(c: Any) -> None:
 
 
 def hook_into_hub_start() -> None:
-    """Have every JupyterHub that spawns with our class set up and check its handler table.
+    """Have every JupyterHub that spawns with our class set up and check its handler table, and
+    close the shared Slurm services when it stops.
 
     JupyterHub imports this package while it is still being constructed (it loads every
     spawner entry point to list their options), resolves ``spawner_class`` from the config,
@@ -42,10 +43,19 @@ def hook_into_hub_start() -> None:
     Wrapping that one method is the only point where the whole config is known and the table
     not yet built. For a hub using another spawner it does nothing: merely having the package
     installed must not change that hub's pages. Installed once, when the package is imported.
+
+    At shutdown JupyterHub awaits ``cleanup`` (JupyterHub 5 and 6 alike): after it has stopped
+    the servers (which may still ask the job poller), the background refreshes and Slurm
+    commands in flight of :mod:`.slurm.services` are closed.
     """
     from jupyterhub.app import JupyterHub
 
-    original = JupyterHub.init_handlers
+    _wrap_init_handlers(JupyterHub)
+    _wrap_cleanup(JupyterHub)
+
+
+def _wrap_init_handlers(hub_class: type) -> None:
+    original = hub_class.init_handlers
     if getattr(original, "_moss_hook", False):
         return
 
@@ -62,7 +72,37 @@ def hook_into_hub_start() -> None:
         return result
 
     init_handlers._moss_hook = True  # type: ignore[attr-defined]
-    JupyterHub.init_handlers = init_handlers
+    hub_class.init_handlers = init_handlers
+
+
+def _wrap_cleanup(hub_class: type) -> None:
+    original = hub_class.cleanup
+    if getattr(original, "_moss_hook", False):
+        return
+
+    @functools.wraps(original)
+    async def cleanup(app: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return await original(app, *args, **kwargs)
+        finally:
+            await _close_slurm_services(app)
+
+    cleanup._moss_hook = True  # type: ignore[attr-defined]
+    hub_class.cleanup = cleanup
+
+
+async def _close_slurm_services(app: Any) -> None:
+    from .slurm import services
+
+    try:
+        closed = await services.close_all()
+    except Exception:
+        # the hub is stopping anyway: say so, and let the rest of its shutdown go on
+        app.log.exception("jupyterhub_moss: closing the shared Slurm services failed")
+        return
+    # a hub with another spawner has none, and its log stays as it was
+    if closed or _uses_our_spawner(app):
+        app.log.info("jupyterhub_moss: closed %d shared Slurm services", closed)
 
 
 def _uses_our_spawner(app: Any) -> bool:

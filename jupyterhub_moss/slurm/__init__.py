@@ -5,7 +5,11 @@
 - :mod:`.models`: the immutable data they produce;
 - :mod:`.view`: :class:`ClusterView`, one background-refreshed :class:`ClusterSnapshot` per hub;
 - :mod:`.jobs`: :class:`JobStatusPoller`, one ``squeue`` for every tracked job;
-- :mod:`.estimates`: :class:`StartEstimator`, cached ``sbatch --test-only`` as the user.
+- :mod:`.estimates`: :class:`StartEstimator`, cached ``sbatch --test-only`` as the user;
+- :mod:`.refresher`: the background refresh the view and the poller share (single flight,
+  backoff, idle, close);
+- :mod:`.services`: the one registry of the process's shared view, pollers and estimators, and
+  their shutdown.
 
 Nothing here runs a command at import time.
 """

@@ -90,6 +90,17 @@ class StartEstimator:
         # shield: a reader that goes away must not cancel a run others may be waiting for
         return await asyncio.shield(task)
 
+    async def close(self) -> None:
+        """Cancel the estimates in flight (hub shutdown); what is cached stays."""
+        loop = asyncio.get_running_loop()
+        # a task of another (finished) event loop cannot be awaited from this one
+        pending = [task for task in self._inflight.values() if task.get_loop() is loop]
+        self._inflight.clear()
+        for task in pending:
+            task.cancel()
+        if pending:
+            await asyncio.wait(pending)
+
     async def test_only(self, username: str, sbatch_args: list[str], script: str) -> StartEstimate:
         """Run ``sbatch --test-only`` as ``username``; raises on refusal or failure."""
         assert self.runner is not None

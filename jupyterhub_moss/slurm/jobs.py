@@ -14,26 +14,22 @@ What an answer means:
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import functools
-import logging
-import random
 import time
 from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass
 
-from ..log_safe import log_safe
 from .commands import SlurmCommandError, SlurmRunner
 from .models import JOB_GONE, JobStatus
 from .parsing import parse_squeue, squeue_args
-
-log = logging.getLogger(__name__)
+from .refresher import BackgroundRefresher
 
 #: How many polls in a row must miss a job before it is declared gone.
 MISSES_BEFORE_GONE = 2
 
 JobQuery = Callable[[Collection[str]], Awaitable[Mapping[str, JobStatus]]]
+# what one poll read: the ids asked about, and the statuses squeue gave for them
+_Answer = tuple[list[str], Mapping[str, JobStatus]]
 
 
 async def query_jobs(runner: SlurmRunner, job_ids: Collection[str]) -> dict[str, JobStatus]:
@@ -60,8 +56,13 @@ class _TrackedJob:
     misses: int = 0
 
 
-class JobStatusPoller:
-    """Hub-wide job states. ``query`` defaults to :func:`query_jobs` with ``runner``."""
+class JobStatusPoller(BackgroundRefresher[_Answer]):
+    """Hub-wide job states. ``query`` defaults to :func:`query_jobs` with ``runner``.
+
+    The background poll runs while a tracked job may still change, and ends when none can.
+    """
+
+    failure_message = "squeue failed (%d in a row), job states unknown: %s"
 
     def __init__(
         self,
@@ -77,20 +78,20 @@ class JobStatusPoller:
             if runner is None:
                 raise TypeError("JobStatusPoller needs a runner or a query function")
             query = functools.partial(query_jobs, runner)
-        self.interval = max(float(interval), min_interval, 1.0)
-        self.min_interval = max(float(min_interval), 0.1)
-        self.jitter = min(max(jitter, 0.0), 0.5)
+        super().__init__(
+            max(float(interval), min_interval, 1.0),
+            min_interval=max(float(min_interval), 0.1),
+            jitter=min(max(jitter, 0.0), 0.5),
+            clock=clock,
+        )
         self._query = query
-        self._clock = clock
         self._jobs: dict[str, _TrackedJob] = {}
-        self._failures = 0
-        self._last_poll: float | None = None
-        self._inflight: asyncio.Task[None] | None = None
         self._querying: frozenset[str] = frozenset()  # ids of the squeue running now
-        self._poller: asyncio.Task[None] | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self.last_error: str | None = None
-        self.poll_count = 0
+
+    @property
+    def poll_count(self) -> int:
+        """How many squeue runs were started."""
+        return self.refresh_count
 
     # -- tracking ---------------------------------------------------------------------------
 
@@ -114,56 +115,23 @@ class JobStatusPoller:
         or was checked more than ``max_age`` seconds ago. Slurm failing makes it unknown or
         leaves the previous status; it never makes a job "gone".
         """
-        self._bind_loop()
         job_id = str(job_id)
         self.track(job_id)
-        self._ensure_poller()
+        self._keep_refreshing()
         entry = self._jobs[job_id]
         too_old = entry.checked_at is None or (
             max_age is not None and self._clock() - entry.checked_at > max_age
         )
         if too_old:
             if job_id not in self._querying and self._polling_now():
-                await self._poll_shared()  # started before this job was tracked
-            await self._poll_shared()
+                await self._refresh_shared()  # started before this job was tracked
+            await self._refresh_shared()
         return self.latest(job_id)
-
-    async def close(self) -> None:
-        tasks = [task for task in (self._poller, self._inflight) if task is not None]
-        self._poller = self._inflight = None
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
 
     # -- polling ----------------------------------------------------------------------------
 
-    def _bind_loop(self) -> None:
-        loop = asyncio.get_running_loop()
-        if loop is not self._loop:
-            self._loop = loop
-            self._inflight = None
-            self._poller = None
-
-    def _ensure_poller(self) -> None:
-        if self._poller is None or self._poller.done():
-            self._poller = asyncio.ensure_future(self._background())
-
     def _polling_now(self) -> bool:
-        return self._inflight is not None and not self._inflight.done() and bool(self._querying)
-
-    async def _poll_shared(self) -> None:
-        if self._inflight is None or self._inflight.done():
-            self._inflight = asyncio.ensure_future(self._poll_when_allowed())
-        await asyncio.shield(self._inflight)
-
-    async def _poll_when_allowed(self) -> None:
-        if self._last_poll is not None:
-            wait = self._last_poll + self.min_interval - self._clock()
-            if wait > 0:
-                await asyncio.sleep(wait)
-        await self._poll_once()
+        return self._refresh_in_flight() and bool(self._querying)
 
     def _active_ids(self) -> list[str]:
         # A finished or gone job does not change any more: no need to ask again.
@@ -173,30 +141,34 @@ class JobStatusPoller:
             if entry.status is None or not entry.status.finished
         ]
 
-    async def _poll_once(self) -> None:
+    def _wanted(self) -> bool:
+        return bool(self._active_ids())
+
+    def _next_delay(self) -> float:
+        # A job missing once is looked at again soon rather than a full interval later.
+        if any(entry.misses for entry in self._jobs.values()):
+            return 2 * self.min_interval
+        return super()._next_delay()
+
+    async def _refresh_once(self) -> None:
+        # squeue runs at most once every min_interval, however many callers want it sooner
+        if self._last_attempt is not None:
+            wait = self._last_attempt + self.min_interval - self._clock()
+            if wait > 0:
+                await self._sleep(wait)
+        if self._active_ids():
+            await super()._refresh_once()
+
+    async def _read(self) -> _Answer:
         ids = self._active_ids()
-        if not ids:
-            return
-        self._last_poll = self._clock()
-        self.poll_count += 1
         self._querying = frozenset(ids)
         try:
-            found = await self._query(ids)
-        except Exception as error:
-            # Unknown, not dead: whatever failed, no job changes state on it.
-            self._failures += 1
-            self.last_error = str(error) or type(error).__name__
-            log.warning(
-                "squeue failed (%d in a row), job states unknown: %s",
-                self._failures,
-                log_safe(self.last_error),
-                exc_info=not isinstance(error, SlurmCommandError),
-            )
-            return
+            return ids, await self._query(ids)
         finally:
             self._querying = frozenset()
-        self._failures = 0
-        self.last_error = None
+
+    def _apply(self, answer: _Answer) -> None:
+        ids, found = answer
         now = self._clock()
         for job_id in ids:
             entry = self._jobs.get(job_id)
@@ -215,22 +187,3 @@ class JobStatusPoller:
             entry.status = JobStatus(job_id, JOB_GONE, "not known to Slurm", "", None)
             entry.checked_at = now
         # else: keep the previous status (still unchecked if none) until the second look
-
-    def _next_delay(self) -> float:
-        factor = min(2 ** max(self._failures - 1, 0), 4)
-        spread = 1 + random.uniform(-self.jitter, self.jitter)  # noqa: S311 - not security
-        return self.interval * factor * spread
-
-    async def _background(self) -> None:
-        """Poll every interval (jittered, backing off on errors) while a job is active."""
-        while self._active_ids():
-            # A job missing once is looked at again soon rather than a full interval later.
-            recheck = any(entry.misses for entry in self._jobs.values())
-            delay = 2 * self.min_interval if recheck else self._next_delay()
-            last = self._last_poll
-            wait = 0.0 if last is None else last + delay - self._clock()
-            if wait > 0:
-                await asyncio.sleep(wait)
-                if self._last_poll != last:
-                    continue  # a reader polled meanwhile: count the interval from there
-            await self._poll_shared()

@@ -10,6 +10,7 @@ import asyncio
 
 import pytest
 
+from jupyterhub_moss.slurm import services
 from jupyterhub_moss.slurm.commands import SlurmCommandError, SlurmRunner, SlurmTimeout
 from jupyterhub_moss.slurm.estimates import StartEstimator
 from jupyterhub_moss.slurm.jobs import JobStatusPoller
@@ -177,9 +178,10 @@ def test_interval_is_clamped():
 
 async def test_one_shared_view_per_configuration():
     runner = SlurmRunner(bin_dir="/opt/slurm/bin")
-    assert ClusterView.shared(runner, 30) is ClusterView.shared(SlurmRunner("/opt/slurm/bin"), 30)
-    assert ClusterView.shared(runner, 30) is not ClusterView.shared(SlurmRunner(), 30)
-    await ClusterView.close_all()
+    view = services.cluster_view
+    assert view(runner, 30) is view(SlurmRunner("/opt/slurm/bin"), 30)
+    assert view(runner, 30) is not view(SlurmRunner(), 30)
+    await services.close_all()
 
 
 # ---------------------------------------------------------------------------------------------
