@@ -28,7 +28,7 @@ from .sbatch_options import (
     normalise_option_names,
     parse_sbatch_options,
 )
-from .slurm.parsing import slurm_duration_seconds
+from .slurm.times import slurm_duration_seconds
 
 __all__ = [
     "FIELD_NAMES",

@@ -17,7 +17,7 @@ from bs4 import BeautifulSoup
 
 from jupyterhub_moss import form
 from jupyterhub_moss.slurm.models import PartitionInfo, Reservation, StartEstimate
-from jupyterhub_moss.slurm.parsing import parse_sinfo
+from jupyterhub_moss.slurm.partitions import parse_sinfo
 from jupyterhub_moss.slurm.view import ClusterSnapshot
 from jupyterhub_moss.spawner import MOSlurmSpawner
 

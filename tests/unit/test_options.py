@@ -21,7 +21,7 @@ from jupyterhub_moss.options import (
     parse_user_options,
     salvage_saved_options,
 )
-from jupyterhub_moss.slurm.parsing import parse_sinfo
+from jupyterhub_moss.slurm.partitions import parse_sinfo
 
 pytestmark = pytest.mark.unit
 

@@ -49,7 +49,7 @@ from jupyterhub_moss.sbatch_options import (
     normalise_option_names,
     parse_sbatch_options,
 )
-from jupyterhub_moss.slurm.parsing import parse_sinfo
+from jupyterhub_moss.slurm.partitions import parse_sinfo
 
 pytestmark = pytest.mark.unit
 
