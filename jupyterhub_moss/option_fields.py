@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .limits import PartitionLimits
+from .option_policy import OptionsPolicy
 from .sbatch_options import (
     MAX_OPTIONS_TEXT,
     SbatchOptionError,
@@ -22,9 +23,6 @@ from .sbatch_options import (
     parse_sbatch_options,
 )
 from .slurm.times import slurm_duration_seconds
-
-if TYPE_CHECKING:
-    from .options import OptionsPolicy
 
 __all__ = [
     "InvalidField",

@@ -4,14 +4,14 @@ user options.
 Users reach the spawner three ways: the spawn form, the spawn URL's query string, and the REST
 API's ``user_options``. All three are flattened to the same documented names (:data:`FIELD_NAMES`,
 see :mod:`.request_values`) and go through :func:`parse_user_options`, so no way in is weaker than
-another. What each field accepts is in :mod:`.option_fields` and :mod:`.option_paths`.
+another. What each field accepts is in :mod:`.option_fields` and :mod:`.option_paths`, and the
+admin's rules they apply in :mod:`.option_policy`.
 """
 
 from __future__ import annotations
 
 import shlex
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
@@ -38,8 +38,8 @@ from .option_paths import (
     check_environment_path,
     check_root_dir,
 )
+from .option_policy import OptionsPolicy
 from .request_values import flatten_form, normalise_query
-from .sbatch_options import DEFAULT_DENIED_SBATCH_OPTIONS, admin_locked_options
 
 __all__ = [
     "FIELD_NAMES",
@@ -69,32 +69,6 @@ FIELD_NAMES: tuple[str, ...] = (
     "environment_path",
     "environment_modules",
 )
-
-
-@dataclass(frozen=True)
-class OptionsPolicy:
-    """The admin's rules for user options (filled from the spawner's traits)."""
-
-    allow_custom_environments: bool = True
-    denied_sbatch_options: frozenset[str] = DEFAULT_DENIED_SBATCH_OPTIONS
-    #: When set, only these options are accepted in ``options`` (strict sites).
-    allowed_sbatch_options: frozenset[str] | None = None
-    #: sbatch options the admin sets (``req_account``, ``req_qos``, ``req_reservation``, every
-    #: option of ``req_options``): users may not replace them, in ``options`` or (for
-    #: ``reservation``) in the reservation field.
-    locked_sbatch_options: frozenset[str] = frozenset()
-    #: Used when the request names no partition; "" makes ``partition`` required.
-    default_partition: str = ""
-    #: CPUs when none are requested; capped at the partition's maximum.
-    default_nprocs: int = 1
-    #: Seconds when no run time is requested; capped at the partition's maximum.
-    default_runtime: int = 3600
-
-    @staticmethod
-    def admin_locks(options: str, *, account: str, qos: str, reservation: str) -> frozenset[str]:
-        """:attr:`locked_sbatch_options` from batchspawner's ``req_options``, ``req_account``,
-        ``req_qos`` and ``req_reservation``."""
-        return admin_locked_options(options, account=account, qos=qos, reservation=reservation)
 
 
 class UserOptions(BaseModel):
