@@ -1,7 +1,10 @@
 """The Slurm layer: running commands, parsing their output, and the hub-wide shared views.
 
 - :mod:`.commands`: :class:`SlurmRunner`, async, argument lists only, errors with context;
-- :mod:`.parsing`: pure parsers, each with the exact command arguments it reads;
+- pure parsers, each with the exact command arguments it reads: :mod:`.partitions` (``sinfo``),
+  :mod:`.reservations`, :mod:`.job_status` (``squeue``, ``sbatch --test-only``), built on
+  :mod:`.times` (durations, timestamps), :mod:`.nodes` (GRES, node states, host lists) and
+  :mod:`.scontrol` (``Key=value`` records);
 - :mod:`.models`: the immutable data they produce;
 - :mod:`.view`: :class:`ClusterView`, one background-refreshed :class:`ClusterSnapshot` per hub;
 - :mod:`.jobs`: :class:`JobStatusPoller`, one ``squeue`` for every tracked job;

@@ -1,8 +1,9 @@
 """Plain data that the Slurm layer hands to the rest of the package.
 
-Everything here is immutable and built only by the parsers in :mod:`jupyterhub_moss.slurm.parsing`;
-nothing in it runs a command. Times are timezone-aware UTC datetimes; durations are seconds, with
-``None`` meaning "no limit" (Slurm's ``infinite``/``UNLIMITED``).
+Everything here is immutable and built only by the parsers of :mod:`jupyterhub_moss.slurm`
+(:mod:`.partitions`, :mod:`.reservations`, :mod:`.job_status`); nothing in it runs a command.
+Times are timezone-aware UTC datetimes; durations are seconds, with ``None`` meaning "no limit"
+(Slurm's ``infinite``/``UNLIMITED``).
 """
 
 from __future__ import annotations

@@ -47,7 +47,8 @@ from support.hardening import (
 from support.hub import TYPED_IN_ADDRESS_BAR, HubProcess, running_hub, xsrf_from_page
 from support.infra import running_cluster
 
-from jupyterhub_moss.options import UserOptionsError, normalise_query, parse_user_options
+from jupyterhub_moss.options import UserOptionsError, parse_user_options
+from jupyterhub_moss.request_values import normalise_query
 
 pytestmark = pytest.mark.hub
 

@@ -37,7 +37,7 @@ from jupyterhub_moss.options import (
     UserOptionsError,
     parse_user_options,
 )
-from jupyterhub_moss.slurm.parsing import SINFO_ARGS, parse_sinfo
+from jupyterhub_moss.slurm.partitions import SINFO_ARGS, parse_sinfo
 from jupyterhub_moss.slurm_option_table import SBATCH_OPTIONS, SLURM_VERSIONS, options_matching
 
 USER = "alice"

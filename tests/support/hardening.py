@@ -34,7 +34,7 @@ from hypothesis import strategies as st
 from jupyterhub_moss.config import load_partitions
 from jupyterhub_moss.limits import PartitionLimits, merge_partition_limits
 from jupyterhub_moss.options import FIELD_NAMES, OptionsPolicy, UserOptions
-from jupyterhub_moss.slurm.parsing import SINFO_ARGS, parse_sinfo
+from jupyterhub_moss.slurm.partitions import SINFO_ARGS, parse_sinfo
 
 from .cluster_hub import cluster_hub_config
 from .cluster_partitions import CLUSTER_PARTITIONS

@@ -209,7 +209,7 @@ def listed_state(env: Mapping[str, str], job_id: str) -> str:
 
 def job_fields(env: Mapping[str, str], job_id: str) -> dict[str, str]:
     """``scontrol show job -o`` as a dict ({} once Slurm has forgotten the job)."""
-    from jupyterhub_moss.slurm.parsing import parse_scontrol_fields
+    from jupyterhub_moss.slurm.scontrol import parse_scontrol_fields
 
     done = slurm(env, "scontrol", "show", "job", "-o", job_id, check=False)
     if done.returncode != 0:

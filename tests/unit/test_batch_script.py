@@ -29,7 +29,7 @@ from jupyterhub_moss.batch_script import (
 from jupyterhub_moss.config import load_partitions
 from jupyterhub_moss.limits import merge_partition_limits
 from jupyterhub_moss.options import parse_user_options
-from jupyterhub_moss.slurm.parsing import parse_sinfo
+from jupyterhub_moss.slurm.partitions import parse_sinfo
 
 pytestmark = pytest.mark.unit
 

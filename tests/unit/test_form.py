@@ -21,7 +21,7 @@ from jupyterhub_moss.form.choices import describe_duration
 from jupyterhub_moss.form.estimate import describe_estimate, estimate_args
 from jupyterhub_moss.form.views import AvailabilityView
 from jupyterhub_moss.slurm.models import PartitionInfo, Reservation, StartEstimate
-from jupyterhub_moss.slurm.parsing import parse_sinfo
+from jupyterhub_moss.slurm.partitions import parse_sinfo
 from jupyterhub_moss.slurm.view import ClusterSnapshot
 from jupyterhub_moss.spawner import MOSlurmSpawner
 

@@ -335,9 +335,9 @@ def test_log_safe_bounds_length_and_takes_any_value():
 
 
 def test_a_malformed_squeue_line_is_logged_on_one_line(caplog):
-    from jupyterhub_moss.slurm.parsing import parse_squeue
+    from jupyterhub_moss.slurm.job_status import parse_squeue
 
-    with caplog.at_level(logging.WARNING, logger="jupyterhub_moss.slurm.parsing"):
+    with caplog.at_level(logging.WARNING, logger="jupyterhub_moss.slurm.job_status"):
         parse_squeue("not a job\x1b[31m\x9b" + "z" * 1000 + "\n")
     (record,) = [r for r in caplog.records if "skipping squeue line" in r.getMessage()]
     line = record.getMessage()

@@ -14,7 +14,7 @@ from jupyterhub_moss.limits import (
     merge_partition_limits,
 )
 from jupyterhub_moss.slurm.models import PartitionInfo
-from jupyterhub_moss.slurm.parsing import parse_sinfo
+from jupyterhub_moss.slurm.partitions import parse_sinfo
 
 pytestmark = pytest.mark.unit
 

@@ -9,19 +9,17 @@ import pytest
 
 from jupyterhub_moss.config import load_partitions
 from jupyterhub_moss.limits import merge_partition_limits
+from jupyterhub_moss.option_fields import format_runtime, parse_runtime
 from jupyterhub_moss.options import (
     FIELD_NAMES,
     OptionsPolicy,
     UserOptions,
     UserOptionsError,
-    flatten_form,
-    format_runtime,
-    normalise_query,
-    parse_runtime,
     parse_user_options,
     salvage_saved_options,
 )
-from jupyterhub_moss.slurm.parsing import parse_sinfo
+from jupyterhub_moss.request_values import flatten_form, normalise_query
+from jupyterhub_moss.slurm.partitions import parse_sinfo
 
 pytestmark = pytest.mark.unit
 

@@ -38,10 +38,9 @@ from jupyterhub_moss.options import (
     OptionsPolicy,
     UserOptions,
     UserOptionsError,
-    flatten_form,
-    normalise_query,
     parse_user_options,
 )
+from jupyterhub_moss.request_values import flatten_form, normalise_query
 from jupyterhub_moss.sbatch_options import (
     DEFAULT_DENIED_SBATCH_OPTIONS,
     SHORT_OPTIONS,
@@ -49,7 +48,7 @@ from jupyterhub_moss.sbatch_options import (
     normalise_option_names,
     parse_sbatch_options,
 )
-from jupyterhub_moss.slurm.parsing import parse_sinfo
+from jupyterhub_moss.slurm.partitions import parse_sinfo
 
 pytestmark = pytest.mark.unit
 

@@ -28,7 +28,7 @@ from jupyterhub_moss.limits import merge_partition_limits
 from jupyterhub_moss.options import parse_user_options
 from jupyterhub_moss.slurm.estimates import StartEstimator
 from jupyterhub_moss.slurm.models import StartEstimate
-from jupyterhub_moss.slurm.parsing import parse_sinfo
+from jupyterhub_moss.slurm.partitions import parse_sinfo
 from jupyterhub_moss.slurm.view import ClusterSnapshot
 from jupyterhub_moss.spawner import MOSlurmSpawner
 

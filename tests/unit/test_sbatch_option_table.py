@@ -25,7 +25,7 @@ from jupyterhub_moss.sbatch_options import (
     admin_locked_options,
     parse_sbatch_options,
 )
-from jupyterhub_moss.slurm.parsing import parse_sinfo
+from jupyterhub_moss.slurm.partitions import parse_sinfo
 from jupyterhub_moss.slurm_option_table import (
     SBATCH_OPTIONS,
     SLURM_VERSIONS,

@@ -14,25 +14,18 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from jupyterhub_moss.slurm.job_status import parse_squeue, parse_test_only, squeue_args
 from jupyterhub_moss.slurm.models import JOB_GONE, JobStatus, PartitionInfo, StartEstimate
-from jupyterhub_moss.slurm.parsing import (
-    SINFO_ARGS,
-    SINFO_FIELDS,
-    SINFO_FORMAT,
+from jupyterhub_moss.slurm.nodes import (
     first_hostname,
-    format_slurm_duration,
     node_state_draining,
     node_state_usable,
     parse_gres,
-    parse_reservations,
-    parse_scontrol_fields,
-    parse_sinfo,
-    parse_slurm_duration,
-    parse_squeue,
-    parse_test_only,
-    squeue_args,
-    usable_reservations,
 )
+from jupyterhub_moss.slurm.partitions import SINFO_ARGS, SINFO_FIELDS, SINFO_FORMAT, parse_sinfo
+from jupyterhub_moss.slurm.reservations import parse_reservations, usable_reservations
+from jupyterhub_moss.slurm.scontrol import parse_scontrol_fields
+from jupyterhub_moss.slurm.times import format_slurm_duration, parse_slurm_duration
 
 pytestmark = pytest.mark.unit
 

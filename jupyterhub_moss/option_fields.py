@@ -1,0 +1,251 @@
+"""What the fields that shape the Slurm job accept, one check per field: partition, CPUs, GPUs,
+memory, run time, reservation, extra sbatch options and the output flag.
+
+Each ``check_*`` takes the raw value and returns the clean one, or raises :class:`InvalidField`
+with a message for the user (the caller prefixes the field's name). The text helpers here
+(:func:`as_text`, :func:`whole_number`, :func:`shown_value`) are shared with the checks of the
+fields that name a place, in :mod:`.option_paths`. Every value that may reach the batch script is
+checked against a character set that cannot break out of its place.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from .limits import PartitionLimits
+from .option_policy import OptionsPolicy
+from .sbatch_options import (
+    MAX_OPTIONS_TEXT,
+    SbatchOptionError,
+    normalise_option_names,
+    parse_sbatch_options,
+)
+from .slurm.times import slurm_duration_seconds
+
+__all__ = [
+    "InvalidField",
+    "as_text",
+    "check_memory",
+    "check_ngpus",
+    "check_nprocs",
+    "check_options",
+    "check_output",
+    "check_partition",
+    "check_reservation",
+    "check_runtime",
+    "format_runtime",
+    "parse_runtime",
+    "refuse_dot_dot",
+    "shown_value",
+    "whole_number",
+]
+
+
+class InvalidField(Exception):
+    """Raised by a field check; the message is shown to the user, prefixed by the field."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Text: what every field's value must be first
+
+
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_MAX_TEXT = 1024
+
+
+def as_text(value: Any, *, limit: int = _MAX_TEXT) -> str:
+    """The value as text with surrounding spaces removed; control characters refused outright
+    (a stray newline is never silently trimmed into validity)."""
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise InvalidField(f"expected text, got {type(value).__name__}")
+    text = str(value)
+    if _CONTROL_RE.search(text.replace("\t", " ")):
+        raise InvalidField("control characters such as newlines are not allowed")
+    text = text.strip(" \t")
+    if len(text) > limit:
+        raise InvalidField(f"at most {limit} characters")
+    return text
+
+
+def whole_number(value: Any) -> int | None:
+    """An int from an int or a string of digits; None for "not set"."""
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise InvalidField(f"expected a whole number, got {type(value).__name__}")
+    if isinstance(value, int):
+        return value
+    text = as_text(value)
+    if not text:
+        return None
+    if not re.fullmatch(r"-?[0-9]{1,9}", text):
+        raise InvalidField(f"expected a whole number, got {shown_value(text)}")
+    return int(text)
+
+
+def shown_value(text: str, limit: int = 40) -> str:
+    """A bad value, echoed safely: repr escapes control characters; long values are cut."""
+    return repr(text if len(text) <= limit else text[:limit] + "…")
+
+
+def refuse_dot_dot(path: str) -> None:
+    if ".." in path.split("/"):
+        raise InvalidField("must not contain '..' segments")
+
+
+# ---------------------------------------------------------------------------------------------
+# Slurm value syntax
+
+#: A user's ``--time`` in seconds: Slurm's own grammar, with field lengths bounded. Note
+#: ``"2:00"`` is two *minutes* to Slurm, not two hours. The same function as
+#: :func:`~jupyterhub_moss.slurm.times.slurm_duration_seconds`, under the options' name.
+parse_runtime = slurm_duration_seconds
+
+
+# Still a second formatter beside slurm.times.format_slurm_duration: the two agree on every
+# number of seconds from 0 up, but this one formats a negative number ("-1-23:59:59") where that
+# one raises, so making them one function is a behaviour change left to decide (issue 12).
+def format_runtime(seconds: int) -> str:
+    """Seconds → ``HH:MM:SS``, or ``D-HH:MM:SS`` from one day on."""
+    days, rest = divmod(int(seconds), 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    clock = f"{hours:02d}:{minutes:02d}:{secs:02d}"
+    return f"{days}-{clock}" if days else clock
+
+
+_MEMORY_RE = re.compile(r"^(?P<amount>[0-9]{1,12}) *(?P<unit>[KMGT])?B?$", re.IGNORECASE | re.ASCII)
+_MB_PER_UNIT = {"K": 1 / 1024, "M": 1, "G": 1024, "T": 1024 * 1024}
+
+
+def _normalise_memory(text: str) -> tuple[str, float]:
+    match = _MEMORY_RE.fullmatch(text.strip())
+    if not match:
+        raise ValueError(text)
+    amount = int(match["amount"])
+    unit = (match["unit"] or "M").upper()
+    normalised = "0" if amount == 0 else f"{amount}{unit}"
+    return normalised, amount * _MB_PER_UNIT[unit]
+
+
+# ---------------------------------------------------------------------------------------------
+# The resource fields
+
+_RESERVATION_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+_BOOL_WORDS = {
+    "true": True,
+    "on": True,
+    "1": True,
+    "yes": True,
+    "false": False,
+    "off": False,
+    "0": False,
+    "no": False,
+    "": False,
+}
+
+
+def check_partition(
+    value: Any, limits: Mapping[str, PartitionLimits], policy: OptionsPolicy
+) -> PartitionLimits:
+    name = as_text(value) or policy.default_partition
+    if not name:
+        raise InvalidField(f"required; one of: {', '.join(limits) or 'none configured'}")
+    if name not in limits:
+        raise InvalidField(f"unknown partition {shown_value(name)}; one of: {', '.join(limits)}")
+    return limits[name]
+
+
+def check_nprocs(value: Any, part: PartitionLimits | None, policy: OptionsPolicy) -> int:
+    nprocs = whole_number(value)
+    if part is None:
+        return nprocs or 1
+    if nprocs is None:
+        return max(1, min(policy.default_nprocs, part.max_nprocs))
+    if nprocs < 1:
+        raise InvalidField(f"at least 1 CPU (up to {part.max_nprocs} on {part.name})")
+    if nprocs > part.max_nprocs:
+        raise InvalidField(f"at most {part.max_nprocs} CPUs on {part.name}")
+    return nprocs
+
+
+def check_ngpus(value: Any, part: PartitionLimits | None) -> int:
+    ngpus = whole_number(value) or 0
+    if ngpus < 0:
+        raise InvalidField("cannot be negative")
+    if part is None or ngpus == 0:
+        return ngpus
+    if not part.has_gpus:
+        raise InvalidField(f"{part.name} has no GPUs; use 0")
+    if ngpus > part.max_ngpus:
+        raise InvalidField(f"at most {part.max_ngpus} GPUs on {part.name}")
+    return ngpus
+
+
+def check_memory(value: Any, part: PartitionLimits | None) -> str:
+    text = as_text(value)
+    if not text:
+        return ""
+    try:
+        normalised, megabytes = _normalise_memory(text)
+    except ValueError:
+        raise InvalidField(
+            "expected a Slurm size such as 512M or 16G (0 = all of the node's), "
+            f"got {shown_value(text)}"
+        ) from None
+    if part is not None and part.max_memory_mb is not None and megabytes > part.max_memory_mb:
+        raise InvalidField(f"at most {part.max_memory_mb}M on {part.name}")
+    return normalised
+
+
+def check_runtime(value: Any, part: PartitionLimits | None, policy: OptionsPolicy) -> str:
+    text = as_text(value)
+    limit = part.max_runtime if part else None
+    if not text:
+        seconds = policy.default_runtime if limit is None else min(policy.default_runtime, limit)
+        return format_runtime(seconds)
+    try:
+        seconds = parse_runtime(text)
+    except ValueError:
+        raise InvalidField(
+            "expected hh:mm:ss, d-hh:mm:ss or minutes (Slurm reads 2:00 as 2 minutes), "
+            f"got {shown_value(text)}"
+        ) from None
+    if seconds <= 0:
+        raise InvalidField("must be longer than 0")
+    if limit is not None and seconds > limit:
+        raise InvalidField(f"at most {format_runtime(limit)} on {part.name}")
+    return format_runtime(seconds)
+
+
+def check_reservation(value: Any, policy: OptionsPolicy) -> str:
+    text = as_text(value)
+    if text and not _RESERVATION_RE.fullmatch(text):
+        raise InvalidField(
+            f"not a Slurm reservation name (letters, digits, '_', '.', '-'): {shown_value(text)}"
+        )
+    if text and "reservation" in normalise_option_names(policy.locked_sbatch_options):
+        raise InvalidField("set by this hub's administrator; leave it empty")
+    return text
+
+
+def check_options(value: Any, policy: OptionsPolicy) -> list[str]:
+    text = as_text(value, limit=MAX_OPTIONS_TEXT)
+    try:
+        return parse_sbatch_options(
+            text,
+            denied=policy.denied_sbatch_options,
+            allowed=policy.allowed_sbatch_options,
+            locked=policy.locked_sbatch_options,
+        )
+    except SbatchOptionError as exc:
+        raise InvalidField(str(exc)) from None
+
+
+def check_output(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = as_text(value).lower()
+    if text not in _BOOL_WORDS:
+        raise InvalidField(f"expected true or false, got {shown_value(text)}")
+    return _BOOL_WORDS[text]
