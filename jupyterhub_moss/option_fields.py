@@ -22,7 +22,7 @@ from .sbatch_options import (
     normalise_option_names,
     parse_sbatch_options,
 )
-from .slurm.times import slurm_duration_seconds
+from .slurm.times import format_slurm_duration, slurm_duration_seconds
 
 __all__ = [
     "InvalidField",
@@ -35,7 +35,6 @@ __all__ = [
     "check_partition",
     "check_reservation",
     "check_runtime",
-    "format_runtime",
     "parse_runtime",
     "refuse_dot_dot",
     "shown_value",
@@ -100,18 +99,6 @@ def refuse_dot_dot(path: str) -> None:
 #: ``"2:00"`` is two *minutes* to Slurm, not two hours. The same function as
 #: :func:`~jupyterhub_moss.slurm.times.slurm_duration_seconds`, under the options' name.
 parse_runtime = slurm_duration_seconds
-
-
-# Still a second formatter beside slurm.times.format_slurm_duration: the two agree on every
-# number of seconds from 0 up, but this one formats a negative number ("-1-23:59:59") where that
-# one raises, so making them one function is a behaviour change left to decide (issue 12).
-def format_runtime(seconds: int) -> str:
-    """Seconds → ``HH:MM:SS``, or ``D-HH:MM:SS`` from one day on."""
-    days, rest = divmod(int(seconds), 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes, secs = divmod(rest, 60)
-    clock = f"{hours:02d}:{minutes:02d}:{secs:02d}"
-    return f"{days}-{clock}" if days else clock
 
 
 _MEMORY_RE = re.compile(r"^(?P<amount>[0-9]{1,12}) *(?P<unit>[KMGT])?B?$", re.IGNORECASE | re.ASCII)
@@ -203,7 +190,7 @@ def check_runtime(value: Any, part: PartitionLimits | None, policy: OptionsPolic
     limit = part.max_runtime if part else None
     if not text:
         seconds = policy.default_runtime if limit is None else min(policy.default_runtime, limit)
-        return format_runtime(seconds)
+        return format_slurm_duration(seconds)
     try:
         seconds = parse_runtime(text)
     except ValueError:
@@ -214,8 +201,8 @@ def check_runtime(value: Any, part: PartitionLimits | None, policy: OptionsPolic
     if seconds <= 0:
         raise InvalidField("must be longer than 0")
     if limit is not None and seconds > limit:
-        raise InvalidField(f"at most {format_runtime(limit)} on {part.name}")
-    return format_runtime(seconds)
+        raise InvalidField(f"at most {format_slurm_duration(limit)} on {part.name}")
+    return format_slurm_duration(seconds)
 
 
 def check_reservation(value: Any, policy: OptionsPolicy) -> str:

@@ -28,7 +28,6 @@ from .option_fields import (
     check_partition,
     check_reservation,
     check_runtime,
-    format_runtime,
     parse_runtime,
     shown_value,
 )
@@ -39,7 +38,6 @@ from .option_paths import (
     check_root_dir,
 )
 from .option_policy import OptionsPolicy
-from .request_values import flatten_form, normalise_query
 
 __all__ = [
     "FIELD_NAMES",
@@ -51,7 +49,6 @@ __all__ = [
 ]
 # Moved to .request_values and .option_fields; importable from here only until form.py and
 # spawner.py import them from there (issue 12).
-__all__ += ["flatten_form", "format_runtime", "normalise_query", "parse_runtime"]
 
 #: The documented spawn parameters, the same for form, query string and REST API.
 FIELD_NAMES: tuple[str, ...] = (

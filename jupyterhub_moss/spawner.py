@@ -33,11 +33,10 @@ from .options import (
     OptionsPolicy,
     UserOptions,
     UserOptionsError,
-    flatten_form,
-    normalise_query,
     parse_user_options,
 )
 from .rejections import REJECTED
+from .request_values import flatten_form, normalise_query
 from .sbatch_options import DEFAULT_DENIED_SBATCH_OPTIONS
 from .slurm.view import ClusterSnapshot
 from .slurm_access import SlurmAccess

@@ -16,8 +16,9 @@ from datetime import datetime, timezone
 from typing import Any
 
 from ..context import FormContext, LinkToConfirm
-from ..options import FIELD_NAMES, flatten_form, salvage_saved_options
+from ..options import FIELD_NAMES, salvage_saved_options
 from ..rejections import Rejection
+from ..request_values import flatten_form
 from .build import build_view
 from .estimate import start_estimate
 from .templates import render_block, render_page, template_environment

@@ -7,7 +7,7 @@ from datetime import datetime
 
 from ..limits import PartitionLimits
 from ..slurm.models import PartitionInfo
-from ..slurm.parsing import node_state_usable
+from ..slurm.nodes import node_state_usable
 from ..slurm.view import ClusterSnapshot
 from .choices import describe_duration
 from .views import AvailabilityRow, AvailabilityView

@@ -6,8 +6,8 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from ..limits import PartitionLimits
-from ..options import format_runtime
-from ..slurm.parsing import usable_reservations
+from ..slurm.reservations import usable_reservations
+from ..slurm.times import format_slurm_duration
 from ..slurm.view import ClusterSnapshot
 from .values import SIMPLE_START_PAGES, int_or_none, seconds_or_none
 from .views import Choice, PartitionCard
@@ -86,7 +86,7 @@ def runtime_choices(part: PartitionLimits, current: str) -> list[Choice]:
         seconds.add(wanted)
     ordered = sorted(seconds)
     chosen = wanted if wanted in seconds else ordered[0]
-    return [Choice(format_runtime(s), describe_duration(s), s == chosen) for s in ordered]
+    return [Choice(format_slurm_duration(s), describe_duration(s), s == chosen) for s in ordered]
 
 
 def environment_choices(part: PartitionLimits, current: str) -> list[Choice]:
@@ -130,5 +130,5 @@ def memory_hint(part: PartitionLimits) -> str:
 
 def runtime_hint(part: PartitionLimits) -> str:
     if part.max_runtime is not None:
-        return f"hh:mm:ss, at most {format_runtime(part.max_runtime)}."
+        return f"hh:mm:ss, at most {format_slurm_duration(part.max_runtime)}."
     return "hh:mm:ss."

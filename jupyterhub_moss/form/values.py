@@ -11,15 +11,15 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..limits import PartitionLimits
+from ..option_fields import parse_runtime
 from ..options import (
     FIELD_NAMES,
     OptionsPolicy,
     UserOptionsError,
-    normalise_query,
-    parse_runtime,
     parse_user_options,
     salvage_saved_options,
 )
+from ..request_values import normalise_query
 
 SIMPLE, ADVANCED = "simple", "advanced"
 TAB_LABELS = {SIMPLE: "Simple", ADVANCED: "Advanced"}

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 
 from ..log_safe import log_safe
 from .commands import SlurmCommandError, SlurmRunner, expand_prefix
+from .job_status import parse_test_only
 from .models import StartEstimate
-from .parsing import parse_test_only
 
 log = logging.getLogger(__name__)
 

@@ -20,8 +20,8 @@ from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass
 
 from .commands import SlurmCommandError, SlurmRunner
+from .job_status import parse_squeue, squeue_args
 from .models import JOB_GONE, JobStatus
-from .parsing import parse_squeue, squeue_args
 from .refresher import BackgroundRefresher
 
 #: How many polls in a row must miss a job before it is declared gone.

@@ -24,8 +24,9 @@ from datetime import datetime, timezone
 
 from .commands import SlurmRunner
 from .models import PartitionInfo, Reservation
-from .parsing import RESERVATION_ARGS, SINFO_ARGS, parse_reservations, parse_sinfo
+from .partitions import SINFO_ARGS, parse_sinfo
 from .refresher import BackgroundRefresher
+from .reservations import RESERVATION_ARGS, parse_reservations
 
 #: The shortest refresh interval accepted, in seconds; shorter ones are raised to it.
 MIN_INTERVAL = 5.0

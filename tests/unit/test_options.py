@@ -9,7 +9,7 @@ import pytest
 
 from jupyterhub_moss.config import load_partitions
 from jupyterhub_moss.limits import merge_partition_limits
-from jupyterhub_moss.option_fields import format_runtime, parse_runtime
+from jupyterhub_moss.option_fields import parse_runtime
 from jupyterhub_moss.options import (
     FIELD_NAMES,
     OptionsPolicy,
@@ -20,6 +20,7 @@ from jupyterhub_moss.options import (
 )
 from jupyterhub_moss.request_values import flatten_form, normalise_query
 from jupyterhub_moss.slurm.partitions import parse_sinfo
+from jupyterhub_moss.slurm.times import format_slurm_duration as format_runtime
 
 pytestmark = pytest.mark.unit
 
