@@ -20,7 +20,7 @@ ROOT = "jupyterhub_moss"
 MAX_MODULE_LINES = 400
 MAX_FUNCTION_LINES = 60
 #: The modules that know JupyterHub (its classes, handlers, traits or the running hub).
-HUB_FACING = ("spawner", "slurm_access", "lifecycle", "handlers", "hub_config")
+HUB_FACING = ("spawner", "spawn_page_hooks", "slurm_access", "lifecycle", "handlers", "hub_config")
 
 
 def module_name(path: Path) -> str:
