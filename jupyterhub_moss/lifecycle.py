@@ -45,7 +45,7 @@ from traitlets import Float, Integer, Unicode, default
 from .batch_script import default_template
 from .context import SpawnRequest
 from .job_progress import JobProgress
-from .job_reports import job_output_path
+from .job_reports import SpawnFailed, job_output_path
 from .job_script import JobScript
 from .job_submission import JobSubmission
 from .job_watch import JobWatch
@@ -176,6 +176,38 @@ class SlurmJobLifecycle(JobWatch, JobSubmission, JobScript, PortReportReceiver, 
         partition, its partition limits for the script.
         """
         raise NotImplementedError("the spawner class provides spawn_request()")
+
+    # -- refusing what must never run -------------------------------------------------
+
+    def check_port_report_route(self) -> None:
+        """Raise :class:`SpawnFailed` unless the hub routes port reports to our handler.
+
+        ``jupyterhub_moss`` puts its handler in place when imported and the hub refuses to
+        start otherwise (:mod:`.hub_config`); this is the last check, before a job exists
+        whose token could reach another handler.
+        """
+        from jupyterhub.app import JupyterHub
+
+        from .handlers import port_report_is_ours, port_report_owner
+
+        if not JupyterHub.initialized():
+            return  # not inside a hub (unit tests)
+        app = JupyterHub.instance()
+        table = getattr(app, "handlers", None)
+        if not table or port_report_is_ours(table, app.hub_prefix):
+            return
+        self.log.critical(
+            "Refusing to spawn %s: %sapi/batchspawner is routed to %r, not to jupyterhub_moss's "
+            "port report handler, so a job could set attributes of the spawner",
+            log_safe(self._log_name),
+            app.hub_prefix,
+            port_report_owner(table, app.hub_prefix),
+        )
+        raise SpawnFailed(
+            "This hub is misconfigured (its port-report address is not jupyterhub_moss's); "
+            "please tell its administrators.",
+            503,
+        )
 
     # -- start -----------------------------------------------------------------------------
 

@@ -5,6 +5,8 @@ The job runs batchspawner's wrapper, which posts the port it picked to
 (:mod:`.handlers.port_report`) takes the report and calls :meth:`PortReportReceiver.report_port`.
 batchspawner's own handler at that address would set *every* key the job posts as an attribute
 of the spawner; it is taken out of the hub's table, and refused here should it be reached anyway.
+(That the running hub routes the address to our handler is checked by the hub-facing
+:meth:`.lifecycle.SlurmJobLifecycle.check_port_report_route`; this module knows no hub.)
 """
 
 from __future__ import annotations
@@ -17,7 +19,6 @@ from typing import Any
 
 from tornado import web
 
-from .job_reports import SpawnFailed
 from .log_safe import log_safe
 
 __all__ = ["PortReportReceiver"]
@@ -48,36 +49,6 @@ class PortReportReceiver:
             )
             raise web.HTTPError(403, "This hub takes port reports through jupyterhub_moss only")
         super().__setattr__(name, value)
-
-    def check_port_report_route(self) -> None:
-        """Raise :class:`SpawnFailed` unless the hub routes port reports to our handler.
-
-        ``jupyterhub_moss`` puts its handler in place when imported and the hub refuses to
-        start otherwise (:mod:`.hub_config`); this is the last check, before a job exists
-        whose token could reach another handler.
-        """
-        from jupyterhub.app import JupyterHub
-
-        from .handlers import port_report_is_ours, port_report_owner
-
-        if not JupyterHub.initialized():
-            return  # not inside a hub (unit tests)
-        app = JupyterHub.instance()
-        table = getattr(app, "handlers", None)
-        if not table or port_report_is_ours(table, app.hub_prefix):
-            return
-        self.log.critical(
-            "Refusing to spawn %s: %sapi/batchspawner is routed to %r, not to jupyterhub_moss's "
-            "port report handler, so a job could set attributes of the spawner",
-            log_safe(self._log_name),
-            app.hub_prefix,
-            port_report_owner(table, app.hub_prefix),
-        )
-        raise SpawnFailed(
-            "This hub is misconfigured (its port-report address is not jupyterhub_moss's); "
-            "please tell its administrators.",
-            503,
-        )
 
     def report_port(self, port: int) -> bool:
         """Called by the port-report handler: the job's server listens on ``port``.
