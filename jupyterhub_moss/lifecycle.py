@@ -174,6 +174,9 @@ class SlurmJobLifecycle(JobWatch, JobSubmission, JobScript, PortReportReceiver, 
         the username and port-report checks and before anything is submitted, and uses what
         it returns as it is: its options for the batch script, the output file and the job's
         partition, its partition limits for the script.
+
+        Define it on the spawner class itself (or on a base listed before this mixin): this
+        default would shadow one on a base listed after it.
         """
         raise NotImplementedError("the spawner class provides spawn_request()")
 

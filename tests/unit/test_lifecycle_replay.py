@@ -15,6 +15,7 @@ import shlex
 
 import pytest
 from support.replay_slurm import FIXTURES, ME, ReplaySlurm, ReplaySpawner, Reply, spawn_request
+from tornado import web
 
 from jupyterhub_moss.job_reports import SpawnFailed
 
@@ -64,7 +65,7 @@ async def start_following(spawner: ReplaySpawner, port_on: str = "Running on nod
             assert spawner.report_port(port)
     try:
         return await started, messages
-    except SpawnFailed as error:
+    except web.HTTPError as error:  # SpawnFailed, or the spawner's refusal of the options
         return error, messages
 
 
@@ -212,6 +213,27 @@ def test_a_spawn_cancelled_while_its_job_pends_cancels_the_job_as_the_user(tmp_p
         squeue(FAILED_JOB),
         f"{AS_USER} scancel {FAILED_JOB}",
     ]
+
+
+def test_options_the_spawner_refuses_stop_the_spawn_before_any_command_runs(tmp_path):
+    spawner = spawner_for(tmp_path, {})
+
+    async def refuse() -> None:
+        spawner.requests_given += 1
+        raise web.HTTPError(400, "nprocs: at most 8 on gpu")
+
+    spawner.spawn_request = refuse
+    error, messages = run(start_following(spawner))
+
+    assert isinstance(error, web.HTTPError) and error.status_code == 400
+    assert spawner.requests_given == 1 and messages == [] and spawner.slurm.calls == []
+
+
+def test_the_lifecycle_alone_has_no_request_to_give():
+    from jupyterhub_moss.lifecycle import SlurmJobLifecycle
+
+    with pytest.raises(NotImplementedError, match="spawn_request"):
+        run(SlurmJobLifecycle().spawn_request())
 
 
 # -- poll -------------------------------------------------------------------------------------
