@@ -273,10 +273,3 @@ class MOSlurmSpawner(SpawnPageHooks, SlurmJobLifecycle, SlurmAccess, SlurmSpawne
         request = await self.prepare_spawn_request(self.user_options)
         self._held_request = None
         return request
-
-    # Until the lifecycle takes a SpawnRequest (issue 12): what it reads today.
-    moss_options: UserOptions | None = None
-
-    async def load_user_options(self, user_options: Mapping[str, Any] | None) -> UserOptions:
-        self.moss_options = (await self.spawn_request()).options
-        return self.moss_options

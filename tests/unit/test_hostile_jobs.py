@@ -35,7 +35,7 @@ from jupyterhub_moss.batch_script import (
 )
 from jupyterhub_moss.config import load_partitions
 from jupyterhub_moss.handlers.port_report import PortReportHandler
-from jupyterhub_moss.lifecycle import SpawnFailed, job_output_path, tail_output_file
+from jupyterhub_moss.job_reports import SpawnFailed, job_output_path, tail_output_file
 from jupyterhub_moss.limits import merge_partition_limits
 from jupyterhub_moss.log_safe import log_safe
 from jupyterhub_moss.options import OptionsPolicy, parse_user_options

@@ -11,8 +11,8 @@ import pytest
 from tornado import web
 
 from jupyterhub_moss.handlers.port_report import parse_port_report
-from jupyterhub_moss.lifecycle import (
-    JobProgress,
+from jupyterhub_moss.job_progress import JobProgress
+from jupyterhub_moss.job_reports import (
     job_failure_message,
     parse_job_id,
     pending_message,

@@ -22,6 +22,7 @@ from jupyterhub_moss.batch_script import (
     render_batch_script,
 )
 from jupyterhub_moss.config import load_partitions
+from jupyterhub_moss.context import SpawnRequest
 from jupyterhub_moss.form import estimate
 from jupyterhub_moss.form.estimate import estimate_args, start_estimate
 from jupyterhub_moss.limits import merge_partition_limits
@@ -86,6 +87,12 @@ def script_arguments(script: str) -> list[str]:
 
 def job_part(arguments: list[str]) -> list[str]:
     return [a for a in arguments if not a.startswith(NOT_ESTIMATED)]
+
+
+async def spawn_request_of(spawner: MOSlurmSpawner, values: dict[str, str]) -> SpawnRequest:
+    """The request start() would get for ``values``, checked by the spawner's own validator."""
+    options = await spawner.validate_options(values)
+    return SpawnRequest(options, (await spawner.partition_limits())[options.partition])
 
 
 @pytest.mark.parametrize("user", sorted(USER))
@@ -154,8 +161,7 @@ def test_the_spawners_estimate_uses_its_req_traits(monkeypatch):
     context = asyncio.run(spawner.form_context(with_estimates=True))
     asyncio.run(start_estimate(context, values, datetime.now(timezone.utc)))
 
-    spawner.user_options = values
-    script = asyncio.run(spawner.build_batch_script({}))
+    script = spawner.build_batch_script(asyncio.run(spawn_request_of(spawner, values)), {})
     assert len(asked) == 1
     assert job_part(asked[0]) == job_part(script_arguments(script))
     assert "--account=physics" in asked[0]

@@ -1,0 +1,163 @@
+"""Watching a spawn's Slurm job: through the queue, until its server reports a port, until it ends.
+
+Every look goes through one hub-wide :class:`~.slurm.jobs.JobStatusPoller` (one ``squeue`` for
+all tracked jobs, however many servers run or spawns wait). A look that Slurm does not answer is
+"unknown", never "ended". A job that ends before its server reports a port fails the spawn at
+the next look, with its final state and reason from ``scontrol`` and the last lines of its
+output file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import pwd
+from typing import ClassVar
+
+from .job_progress import JobProgress
+from .job_reports import SpawnFailed, job_failure_message, pending_message, tail_output_file
+from .log_safe import log_safe
+from .slurm import services
+from .slurm.commands import SlurmCommandError
+from .slurm.jobs import JobStatusPoller
+from .slurm.models import JobStatus
+from .slurm.scontrol import parse_scontrol_fields
+
+__all__ = ["JobWatch"]
+
+
+class JobWatch:
+    """Mixin of :class:`~.lifecycle.SlurmJobLifecycle`: waits on and looks at the spawn's job.
+
+    It calls the spawner's hook ``slurm_runner()`` (for ``scontrol``) and reads the
+    lifecycle's polling traits, ``job_output_lines``, ``poll_interval``, ``port``, ``user``,
+    ``log`` and ``_log_name``, and the per-spawn ``_job_output_path`` and ``_port_reported``.
+    """
+
+    #: The shortest time between two looks at a job, whatever the traits say, so that a small
+    #: value in a config cannot turn the hub into a load on slurmctld. A test subclass may
+    #: lower it to run the lifecycle against a replayed Slurm in milliseconds.
+    MIN_POLL_SECONDS: ClassVar[float] = 1.0
+
+    def job_poller(self) -> JobStatusPoller:
+        """The hub-wide poller (one per Slurm configuration), shared with every spawner.
+
+        Every job state the lifecycle reads comes from here: a test overrides it (with
+        ``slurm_runner()``) to watch a replayed Slurm.
+        """
+        return services.job_poller(
+            self.slurm_runner(), max(float(self.poll_interval), self.MIN_POLL_SECONDS)
+        )
+
+    def _startup_interval(self) -> float:
+        return max(float(self.startup_poll_interval), self.MIN_POLL_SECONDS)
+
+    def _queue_interval(self, waited: float) -> float:
+        """Look often at a job just submitted (most start or fail at once), less at one that
+        has waited in the queue for a while."""
+        if waited < self.pending_backoff_after:
+            return self._startup_interval()
+        return max(float(self.pending_poll_interval), self._startup_interval())
+
+    async def _wait_until_running(self, job_id: str, progress: JobProgress) -> str:
+        """Wait through the queue; return the node. Raises SpawnFailed if the job ends."""
+        poller = self.job_poller()
+        loop = asyncio.get_running_loop()
+        submitted = loop.time()
+        while True:
+            interval = self._queue_interval(loop.time() - submitted)
+            status = await poller.status(job_id, max_age=interval)
+            if status is None:
+                if poller.last_error and not (progress.last_message or "").startswith("Slurm"):
+                    progress.add("Slurm is not answering; still waiting for the job")
+            elif status.running and status.node:
+                self.job_status = status.state
+                progress.add(f"Running on node {status.node}, waiting for Jupyter to start", 50)
+                return status.node
+            elif status.finished:
+                raise await self._job_failure(status)
+            elif status.waiting:
+                message = pending_message(status)
+                if message != progress.last_message:
+                    progress.add(message, 20)
+            reported = self._port_reported is not None and self._port_reported.is_set()
+            if status is not None and reported:
+                # Jupyter reported its port before a poll saw the job run: look again now
+                # (the poller still runs one squeue per MIN_POLL_SECONDS at most).
+                await poller.status(job_id, max_age=0)
+                continue
+            await self._sleep_or_port(interval)
+
+    async def _wait_for_port(self, job_id: str, progress: JobProgress) -> int:
+        """Wait for the job's server to report its port, watching that the job still runs."""
+        poller = self.job_poller()
+        interval = self._startup_interval()
+        while not self.port:
+            await self._sleep_or_port(interval)
+            if self.port:
+                break
+            status = await poller.status(job_id, max_age=interval)
+            if status is not None and status.finished:
+                raise await self._job_failure(status)
+        return int(self.port)
+
+    async def _job_failure(self, status: JobStatus) -> SpawnFailed:
+        """The error for a job that ended before its server reported a port."""
+        details = await self._job_details(status.job_id)
+        # Not details["StdOut"]: the job's owner may have pointed it elsewhere.
+        path = self._job_output_path
+        lines: list[str] = []
+        if path and path != "/dev/null":
+            uid = self._user_uid()
+            if uid is not None:
+                lines = tail_output_file(path, uid, self.job_output_lines)
+        message = job_failure_message(
+            status.job_id,
+            details.get("JobState", status.state),
+            details.get("Reason", status.reason),
+            details.get("ExitCode", ""),
+            path,
+            lines,
+        )
+        self.log.warning(
+            "Spawn of %s failed: %s", log_safe(self._log_name), log_safe(message, 4000)
+        )
+        self.job_status = details.get("JobState", status.state)
+        # 502: the hub's upstream, the job, failed; not the hub itself (500).
+        return SpawnFailed(message, 502)
+
+    async def _job_details(self, job_id: str) -> dict[str, str]:
+        """``scontrol show job`` fields of one job (once per failed spawn); {} if unknown."""
+        try:
+            out = await self.slurm_runner().run("scontrol", ["show", "job", "-o", job_id])
+        except SlurmCommandError as error:
+            self.log.debug("scontrol show job %s failed: %s", job_id, log_safe(error))
+            return {}
+        for line in out.splitlines():
+            fields = parse_scontrol_fields(line)
+            if fields.get("JobId") == job_id:
+                return fields
+        return {}
+
+    def _user_uid(self) -> int | None:
+        try:
+            return pwd.getpwnam(self.user.name).pw_uid
+        except KeyError:
+            return None
+
+    async def _confirm_ended(self, job_id: str) -> bool:
+        """Whether Slurm says the job ended within ``stop_confirm_timeout``."""
+        poller = self.job_poller()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + max(float(self.stop_confirm_timeout), 0.0)
+        while True:
+            status = await poller.status(job_id, max_age=self.MIN_POLL_SECONDS)
+            if status is not None and status.finished:
+                return True
+            if loop.time() >= deadline:
+                return False
+            await asyncio.sleep(self.MIN_POLL_SECONDS)
+
+    def _forget_job(self, job_id: str) -> None:
+        with contextlib.suppress(Exception):
+            self.job_poller().forget(job_id)

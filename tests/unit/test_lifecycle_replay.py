@@ -1,0 +1,379 @@
+"""The lifecycle's start, poll, stop and progress, against Slurm's real answers replayed.
+
+Every answer is one the local cluster gave (``tests/fixtures/slurm/lifecycle_*``, captured by
+``capture_lifecycle.py`` there): job 1 pended for Resources, ran, then failed because its
+Jupyter did not exist; job 2 was a server its user cancelled; job 3 completed. Each test says
+what the spawner ran (command, arguments, and as whom) as well as what it made of the answers.
+The real cluster's version of these is ``tests/slurm/test_lifecycle*.py``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import shlex
+
+import pytest
+from support.replay_slurm import FIXTURES, ME, ReplaySlurm, ReplaySpawner, Reply, spawn_request
+from tornado import web
+
+from jupyterhub_moss.job_reports import SpawnFailed
+
+pytestmark = pytest.mark.unit
+
+SBATCH = Reply.captured("sbatch")
+FAILED_JOB = SBATCH.stdout.strip()  # pends, runs, fails
+SERVER_JOB = Reply.captured("squeue_cancelled").stdout.split("|")[0]  # cancelled by its user
+DONE_JOB = Reply.captured("squeue_completed").stdout.split("|")[0]  # completed
+AS_USER = f"sudo -E -u {ME}"
+OUTPUT_LINES = (FIXTURES / "lifecycle_job_output.txt").read_text()  # the failed job's own
+
+
+def squeue(job_id: str) -> str:
+    """The poller's squeue, as the captures ran it: as the hub (no user prefix)."""
+    return f"squeue -h -t all -j {job_id} -o {shlex.quote('%i|%T|%B|%N|%S|%r')}"
+
+
+def run(coroutine):
+    """A fresh loop in a thread: the browser tier keeps one running in the main thread."""
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coroutine).result(timeout=30)
+
+
+def spawner_for(
+    tmp_path, replies: dict[str, list[Reply]], traits: dict | None = None, **options: str
+) -> ReplaySpawner:
+    """A spawner whose Slurm answers ``replies``, spawning a request of ``options``."""
+    request = spawn_request(**options)
+    return ReplaySpawner(ReplaySlurm(replies), request, home=str(tmp_path), **(traits or {}))
+
+
+def running(job_id: str = FAILED_JOB, node: str = "localhost") -> dict:
+    """The state a hub saved for a server whose job runs."""
+    return {"job_id": job_id, "job_node": node, "job_partition": "gpu"}
+
+
+async def start_following(spawner: ReplaySpawner, port_on: str = "Running on node", port=8888):
+    """Start, read the progress stream as the spawn-pending page does, and report the port
+    when an event starts with ``port_on``. Returns start()'s result (or error) and the messages."""
+    started = asyncio.ensure_future(spawner.start())
+    await asyncio.sleep(0)  # start() has set up its progress
+    messages = []
+    async for event in spawner.progress():
+        messages.append(event["message"])
+        if event["message"].startswith(port_on):
+            assert spawner.report_port(port)
+    try:
+        return await started, messages
+    except web.HTTPError as error:  # SpawnFailed, or the spawner's refusal of the options
+        return error, messages
+
+
+# -- start ------------------------------------------------------------------------------------
+
+
+def test_a_job_that_pends_then_runs_gives_its_node_and_the_reported_port(tmp_path):
+    replies = {
+        "sbatch": [SBATCH],
+        "squeue": [Reply.captured("squeue_pending"), Reply.captured("squeue_running")],
+    }
+    spawner = spawner_for(tmp_path, replies, ngpus="1")
+
+    result, messages = run(start_following(spawner))
+
+    assert result == ("localhost", 8888)
+    assert messages[0] == f"Submitted job {FAILED_JOB} to partition gpu"
+    assert messages[1].startswith("Waiting for resources (Resources); expected start ")
+    assert messages[2:] == ["Running on node localhost, waiting for Jupyter to start"]
+    assert spawner.slurm.ran() == [f"{AS_USER} sbatch --parsable", squeue(FAILED_JOB)]
+    submitted = spawner.slurm.calls[0]
+    assert submitted.env_extra["JUPYTERHUB_API_TOKEN"] == "the-servers-token"
+    assert submitted.input == spawner.build_batch_script(spawner.request, submitted.env_extra)
+    assert "#SBATCH --gres=gpu:1" in submitted.input.splitlines()
+    assert all(call.prefix is None for call in spawner.slurm.calls_of("squeue"))
+    assert spawner.requests_given == 1  # the options were read once, from the request
+    assert spawner.get_state() == {
+        "job_id": FAILED_JOB,
+        "job_status": "RUNNING",
+        "job_node": "localhost",
+        "job_partition": "gpu",
+    }
+
+
+def test_a_port_reported_before_any_look_saw_the_job_run_is_checked_at_once(tmp_path):
+    replies = {
+        "sbatch": [SBATCH],
+        "squeue": [Reply.captured("squeue_pending"), Reply.captured("squeue_running")],
+    }
+    spawner = spawner_for(tmp_path, replies, traits={"startup_poll_interval": 60})
+
+    result, messages = run(start_following(spawner, port_on="Submitted job"))
+
+    # A look a minute later would time the test out: the report made the spawner look now.
+    assert result == ("localhost", 8888)
+    assert messages[-1] == "Running on node localhost, waiting for Jupyter to start"
+    assert spawner.slurm.ran() == [f"{AS_USER} sbatch --parsable", squeue(FAILED_JOB)]
+
+
+def test_a_job_gone_from_squeue_while_pending_fails_with_its_final_state_and_output(tmp_path):
+    (tmp_path / f"slurm-{FAILED_JOB}.out").write_text(OUTPUT_LINES)
+    replies = {
+        "sbatch": [SBATCH],
+        "squeue": [Reply.captured("squeue_pending"), Reply.captured("squeue_unknown_job")],
+        "scontrol": [Reply.captured("scontrol_failed")],
+    }
+    spawner = spawner_for(tmp_path, replies, output="true")
+
+    error, messages = run(start_following(spawner))
+
+    assert isinstance(error, SpawnFailed) and error.status_code == 502
+    assert str(error) == (
+        f"Slurm job {FAILED_JOB} ended before Jupyter started: FAILED (NonZeroExitCode, "
+        f"exit code 2:0). Last lines of {tmp_path}/slurm-{FAILED_JOB}.out:\n" + OUTPUT_LINES.strip()
+    )
+    assert [m.split(" (")[0] for m in messages] == [
+        f"Submitted job {FAILED_JOB} to partition gpu",
+        "Waiting for resources",
+    ]
+    assert spawner.slurm.ran() == [
+        f"{AS_USER} sbatch --parsable",
+        squeue(FAILED_JOB),
+        f"scontrol show job -o {FAILED_JOB}",
+    ]
+    # gone means missing from two answers in a row, never from one
+    assert len(spawner.slurm.calls_of("squeue")) >= 3
+    assert spawner.job_status == "FAILED"
+
+
+def test_a_job_that_fails_after_it_started_running_fails_the_spawn_saying_why(tmp_path):
+    replies = {
+        "sbatch": [SBATCH],
+        "squeue": [
+            Reply.captured("squeue_pending"),
+            Reply.captured("squeue_running"),
+            Reply.captured("squeue_failed"),
+        ],
+        "scontrol": [Reply.captured("scontrol_failed")],
+    }
+    spawner = spawner_for(tmp_path, replies)  # output not saved: /dev/null
+
+    error, messages = run(start_following(spawner, port_on="never"))
+
+    assert isinstance(error, SpawnFailed) and error.status_code == 502
+    assert str(error) == (
+        f"Slurm job {FAILED_JOB} ended before Jupyter started: FAILED (NonZeroExitCode, "
+        "exit code 2:0). The job's output was not saved; tick the output option to keep a log."
+    )
+    assert messages[-1] == "Running on node localhost, waiting for Jupyter to start"
+    assert spawner.slurm.ran() == [
+        f"{AS_USER} sbatch --parsable",
+        squeue(FAILED_JOB),
+        f"scontrol show job -o {FAILED_JOB}",
+    ]
+
+
+def test_sbatch_refusing_the_job_is_a_400_in_slurms_words_and_nothing_else_runs(tmp_path):
+    spawner = spawner_for(tmp_path, {"sbatch": [Reply.captured("sbatch_refused")]})
+
+    error, messages = run(start_following(spawner))
+
+    assert isinstance(error, SpawnFailed) and error.status_code == 400
+    assert str(error) == (
+        "Slurm refused the job: Memory specification can not be satisfied "
+        "Batch job submission failed: Requested node configuration is not available"
+    )
+    assert messages == []
+    assert spawner.slurm.ran() == [f"{AS_USER} sbatch --parsable"]
+    assert spawner.job_id == ""
+
+
+def test_a_spawn_cancelled_while_its_job_pends_cancels_the_job_as_the_user(tmp_path):
+    replies = {
+        "sbatch": [SBATCH],
+        "squeue": [Reply.captured("squeue_pending")],
+        "scancel": [Reply.captured("scancel")],
+    }
+    spawner = spawner_for(tmp_path, replies)
+
+    async def cancel_while_pending() -> list[str]:
+        started = asyncio.ensure_future(spawner.start())
+        await asyncio.sleep(0)
+        messages = []
+        async for event in spawner.progress():
+            messages.append(event["message"])
+            if event["message"].startswith("Waiting for resources"):
+                started.cancel()  # what JupyterHub does when the user cancels, or at timeout
+        with pytest.raises(asyncio.CancelledError):
+            await started
+        return messages
+
+    run(cancel_while_pending())
+    assert spawner.slurm.ran() == [
+        f"{AS_USER} sbatch --parsable",
+        squeue(FAILED_JOB),
+        f"{AS_USER} scancel {FAILED_JOB}",
+    ]
+
+
+def test_options_the_spawner_refuses_stop_the_spawn_before_any_command_runs(tmp_path):
+    spawner = spawner_for(tmp_path, {})
+
+    async def refuse() -> None:
+        spawner.requests_given += 1
+        raise web.HTTPError(400, "nprocs: at most 8 on gpu")
+
+    spawner.spawn_request = refuse
+    error, messages = run(start_following(spawner))
+
+    assert isinstance(error, web.HTTPError) and error.status_code == 400
+    assert spawner.requests_given == 1 and messages == [] and spawner.slurm.calls == []
+
+
+def test_the_lifecycle_alone_has_no_request_to_give():
+    from jupyterhub_moss.lifecycle import SlurmJobLifecycle
+
+    with pytest.raises(NotImplementedError, match="spawn_request"):
+        run(SlurmJobLifecycle().spawn_request())
+
+
+# -- poll -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "failing",
+    [Reply.timed_out(20), Reply.captured("squeue_no_controller")],
+    ids=["timeout", "no-controller"],
+)
+def test_squeue_failing_while_the_server_runs_is_unknown_never_stopped(tmp_path, failing):
+    replies = {"squeue": [Reply.captured("squeue_running"), failing]}
+    spawner = spawner_for(tmp_path, replies)
+    spawner.load_state(running())
+
+    async def three_polls() -> list[int | None]:
+        results = []
+        for _ in range(3):
+            results.append(await spawner.poll())
+            await asyncio.sleep(0.02)  # JupyterHub's poll_interval, in the replay's time
+        return results
+
+    assert run(three_polls()) == [None, None, None]
+    assert spawner.job_id == FAILED_JOB and spawner.job_node == "localhost"
+    assert spawner.slurm.ran() == [squeue(FAILED_JOB)]  # and never scancel
+    assert len(spawner.slurm.calls_of("squeue")) == 3
+
+
+@pytest.mark.parametrize(
+    ("answer", "job_id", "status"),
+    [
+        ("squeue_completed", DONE_JOB, 0),
+        ("squeue_failed", FAILED_JOB, 1),
+        ("squeue_cancelled", SERVER_JOB, 1),
+    ],
+)
+def test_a_poll_after_the_job_ended_gives_its_status_and_clears_the_state(
+    tmp_path, answer, job_id, status
+):
+    spawner = spawner_for(tmp_path, {"squeue": [Reply.captured(answer)]})
+    spawner.load_state(running(job_id))
+
+    assert run(spawner.poll()) == status
+    assert spawner.get_state() == {}
+    assert spawner.slurm.ran() == [squeue(job_id)]
+    assert spawner.poller.latest(job_id) is None  # no longer tracked
+
+
+@pytest.mark.parametrize(
+    "unknown",
+    # squeue's answer for one unknown id, and for several (the poller asks about every job
+    # the hub tracks at once)
+    [Reply.captured("squeue_unknown_job"), Reply.captured("squeue_unknown_jobs")],
+    ids=["one-id", "several-ids"],
+)
+def test_a_job_slurm_no_longer_knows_has_ended_at_the_second_look_not_the_first(tmp_path, unknown):
+    spawner = spawner_for(tmp_path, {"squeue": [unknown]})
+    spawner.load_state(running())
+
+    async def two_polls() -> list[int | None]:
+        return [await spawner.poll(), await spawner.poll()]
+
+    assert run(two_polls()) == [None, 1]
+    assert spawner.job_id == ""
+    assert spawner.slurm.ran() == [squeue(FAILED_JOB)]
+
+
+def test_a_poll_of_a_spawn_a_dead_hub_left_unfinished_cancels_its_job(tmp_path):
+    spawner = spawner_for(tmp_path, {"scancel": [Reply.captured("scancel")]})
+    spawner.load_state({"job_id": FAILED_JOB, "moss_starting": True})
+
+    assert run(spawner.poll()) == 1
+    assert spawner.slurm.ran() == [f"{AS_USER} scancel {FAILED_JOB}"]
+    assert spawner.job_id == ""
+
+
+# -- stop -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "ended",
+    [Reply.captured("squeue_cancelled"), Reply.captured("squeue_unknown_job")],
+    ids=["listed-cancelled", "no-longer-listed"],
+)
+def test_stop_cancels_as_the_user_and_waits_until_slurm_says_the_job_ended(tmp_path, ended):
+    server_running = Reply.captured("squeue_server_running")
+    replies = {
+        "scancel": [Reply.captured("scancel")],
+        "squeue": [server_running, server_running, ended],
+    }
+    spawner = spawner_for(tmp_path, replies)
+    spawner.load_state(running(SERVER_JOB))
+
+    run(spawner.stop())
+
+    assert spawner.slurm.ran() == [f"{AS_USER} scancel {SERVER_JOB}", squeue(SERVER_JOB)]
+    assert len(spawner.slurm.calls_of("squeue")) >= 3  # it waited for the end
+    assert spawner.poller.latest(SERVER_JOB) is None
+
+
+def test_stop_now_cancels_and_does_not_wait(tmp_path):
+    spawner = spawner_for(tmp_path, {"scancel": [Reply.captured("scancel")]})
+    spawner.load_state(running(SERVER_JOB))
+
+    run(spawner.stop(now=True))
+
+    assert spawner.slurm.ran() == [f"{AS_USER} scancel {SERVER_JOB}"]
+
+
+@pytest.mark.parametrize("scancel", ["scancel_unknown_job", "scancel_unknown_job_verbose"])
+def test_stopping_a_job_slurm_no_longer_knows_is_no_error(tmp_path, scancel):
+    replies = {
+        "scancel": [Reply.captured(scancel)],
+        "squeue": [Reply.captured("squeue_unknown_job")],
+    }
+    spawner = spawner_for(tmp_path, replies)
+    spawner.load_state(running())
+
+    run(spawner.stop())
+
+    assert spawner.slurm.ran() == [f"{AS_USER} scancel {FAILED_JOB}", squeue(FAILED_JOB)]
+
+
+# -- the seam itself --------------------------------------------------------------------------
+
+
+def test_the_replay_runner_takes_the_real_runners_arguments():
+    import inspect
+
+    from jupyterhub_moss.slurm.commands import SlurmRunner
+
+    real = inspect.signature(SlurmRunner.run).parameters
+    replay = inspect.signature(ReplaySlurm.run).parameters
+    assert [(p.name, p.kind, p.default) for p in replay.values()] == [
+        (p.name, p.kind, p.default) for p in real.values()
+    ]
+
+
+def test_production_looks_at_a_job_at_most_once_a_second():
+    from jupyterhub_moss.spawner import MOSlurmSpawner
+
+    assert MOSlurmSpawner.MIN_POLL_SECONDS == 1.0
+    assert MOSlurmSpawner(startup_poll_interval=0.01)._startup_interval() == 1.0
