@@ -112,9 +112,10 @@ async def spawn_from_the_form(spawner: MOSlurmSpawner, formdata: dict) -> None:
     saved = await spawner.options_from_form(formdata)
     spawner.user_options = saved  # as User.spawn does
     await spawner._run_apply_user_options(spawner.user_options)  # JupyterHub >= 5.3
-    request = await spawner.spawn_request()  # what start() submits
-    assert request.options.partition == "gpu"
-    assert request.options.ngpus == 1
+    request = await spawner.spawn_request()  # what start() takes
+    script = spawner.build_batch_script(request, {})  # and submits
+    assert "#SBATCH --partition=gpu" in script
+    assert "#SBATCH --gres=gpu:fake:1" in script
 
 
 def test_a_form_spawn_parses_its_options_once_against_one_merge(merges, parses):
