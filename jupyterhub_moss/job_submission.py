@@ -24,6 +24,9 @@ __all__ = ["UNCLAIMED_JOB_SWEEP_SECONDS", "JobSubmission"]
 #: After an sbatch that timed out, how long to keep looking for the job it may still create.
 UNCLAIMED_JOB_SWEEP_SECONDS = 900.0
 # The sweeps running now: asyncio keeps only weak references to tasks.
+#: How long a cancelled start waits for the scancel of its job (see _cancel_after_cancelled_start).
+CANCEL_WAIT_SECONDS = 0.5
+#: Slurm work that outlives the spawn that started it: sweeps, and scancels still running.
 _SWEEPS: set[asyncio.Task] = set()
 
 
@@ -127,6 +130,20 @@ class JobSubmission:
                 return
             self.log.error("scancel of job %s failed: %s", job_id, log_safe(error))
             raise
+
+    async def _cancel_after_cancelled_start(self, job_id: str) -> None:
+        """``scancel`` the job of a start that was cancelled, waiting for it a moment only.
+
+        JupyterHub stops a server one second after it cancels the server's pending start, and
+        that stop fails (a 500 for the user) while the start is still running. A slow scancel
+        (a busy controller) therefore goes on by itself after ``CANCEL_WAIT_SECONDS``; the stop
+        that follows cancels the job too, and a second scancel of it is no error.
+        """
+        task = asyncio.ensure_future(self._cancel_quietly(job_id))
+        _SWEEPS.add(task)
+        task.add_done_callback(_SWEEPS.discard)
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(asyncio.shield(task), CANCEL_WAIT_SECONDS)
 
     async def _cancel_quietly(self, job_id: str) -> None:
         # Logged by cancel_job; the job stays visible to the next poll.

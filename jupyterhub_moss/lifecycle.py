@@ -234,7 +234,7 @@ class SlurmJobLifecycle(JobWatch, JobSubmission, JobScript, PortReportReceiver, 
                 self.log.info(
                     "Spawn of %s cancelled: cancelling job %s", log_safe(self._log_name), job_id
                 )
-                await asyncio.shield(self._cancel_quietly(job_id))
+                await self._cancel_after_cancelled_start(job_id)
                 raise
             self.job_node = node
             self.log.info(

@@ -15,6 +15,7 @@ and ``run()`` reads them as the real runner does (a non-zero exit, or ``error:``
 
 from __future__ import annotations
 
+import asyncio
 import os
 import pwd
 import re
@@ -54,6 +55,8 @@ class Reply:
     returncode: int = 0
     #: Set: the command gave no answer within this many seconds (the runner's SlurmTimeout).
     timeout: float | None = None
+    #: Seconds the command takes before it answers (a busy controller).
+    delay: float = 0.0
 
     @classmethod
     def captured(cls, name: str) -> Reply:
@@ -121,6 +124,8 @@ class ReplaySlurm:
             raise AssertionError(f"no reply for {call.line!r}")
         reply = answers.pop(0) if len(answers) > 1 else answers[0]
         argv = [*(prefix or ()), name, *args]
+        if reply.delay:
+            await asyncio.sleep(reply.delay)
         if reply.timeout is not None:
             raise SlurmTimeout(argv, reply.timeout)
         if reply.returncode != 0:

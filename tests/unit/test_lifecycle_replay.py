@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import shlex
+from dataclasses import replace
 
 import pytest
 from support.replay_slurm import FIXTURES, ME, ReplaySlurm, ReplaySpawner, Reply, spawn_request
@@ -213,6 +214,29 @@ def test_a_spawn_cancelled_while_its_job_pends_cancels_the_job_as_the_user(tmp_p
         squeue(FAILED_JOB),
         f"{AS_USER} scancel {FAILED_JOB}",
     ]
+
+
+def test_a_cancelled_start_does_not_wait_for_a_slow_scancel(tmp_path):
+    """JupyterHub stops a server one second after cancelling its start, and that stop fails
+    (a 500) while the start still runs: a scancel stuck on a busy controller goes on alone."""
+    replies = {
+        "sbatch": [SBATCH],
+        "squeue": [Reply.captured("squeue_pending")],
+        "scancel": [replace(Reply.captured("scancel"), delay=60.0)],
+    }
+    spawner = spawner_for(tmp_path, replies)
+
+    async def cancel_while_pending() -> None:
+        started = asyncio.ensure_future(spawner.start())
+        await asyncio.sleep(0)  # start() sets up its progress
+        async for event in spawner.progress():
+            if event["message"].startswith("Waiting for resources"):
+                started.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await asyncio.wait_for(started, 30)  # not the 60 s the scancel takes
+
+    run(cancel_while_pending())
+    assert spawner.slurm.ran()[-1] == f"{AS_USER} scancel {FAILED_JOB}"  # it was started
 
 
 def test_options_the_spawner_refuses_stop_the_spawn_before_any_command_runs(tmp_path):
