@@ -48,6 +48,14 @@ SLURM_LIMITS: dict[str, dict[str, int]] = {
 }
 SLURM_GPU_TEMPLATE = "gpu:fake:{}"
 
+#: What dev/cluster adds in both layouts, as a real site has, on the cpu nodes: who may use each
+#: (slurm.conf's own words) and its time limit. The test hubs offer them only where a test asks.
+SITE_PARTITIONS: dict[str, dict[str, Any]] = {
+    "chem": {"AllowAccounts": "chemistry", "max_runtime": 4 * 3600},
+    "lab": {"AllowGroups": "mosslab", "max_runtime": 6 * 3600},
+    "hidden": {"Hidden": "YES", "max_runtime": 3 * 86400},
+}
+
 
 def every_field_spelled_out() -> dict[str, Any]:
     """:data:`CLUSTER_PARTITIONS` with every field given, as the reference implementation needs.

@@ -11,6 +11,7 @@ import re
 import pytest
 from support.cluster_partitions import (
     CLUSTER_PARTITIONS,
+    SITE_PARTITIONS,
     SLURM_GPU_TEMPLATE,
     SLURM_LIMITS,
     every_field_spelled_out,
@@ -30,6 +31,8 @@ def slurm_conf_lines(layout: str) -> dict[str, list[dict[str, str]]]:
     assert block, f"no {layout} layout in dev/cluster's node_lines"
     lines: dict[str, list[dict[str, str]]] = {"NodeName": [], "PartitionName": []}
     for line in block.group(1).splitlines():
+        if line.startswith("$(site_partition_lines"):
+            continue  # the site's restricted partitions: see test_the_site_partitions_...
         fields = dict(word.split("=", 1) for word in line.split() if "=" in word)
         kind = next(iter(fields))
         lines[kind].append(fields)
@@ -73,3 +76,36 @@ def test_both_descriptions_are_valid_configurations_of_the_same_partitions():
     spelled_out = every_field_spelled_out()
     assert list(spelled_out) == list(CLUSTER_PARTITIONS)
     assert list(load_partitions(spelled_out)) == list(load_partitions(CLUSTER_PARTITIONS))
+
+
+def site_partition_lines() -> list[dict[str, str]]:
+    script = CLUSTER_SCRIPT.read_text()
+    body = re.search(
+        r"^site_partition_lines\(\) \{\n\s*cat <<EOF\n(.*?)\nEOF$", script, re.S | re.M
+    )
+    assert body, "no site_partition_lines in dev/cluster"
+    group = re.search(r"^LAB_GROUP=(\S+)$", script, re.M)
+    assert group, "no LAB_GROUP in dev/cluster"
+    text = body.group(1).replace("$LAB_GROUP", group.group(1))
+    return [
+        dict(word.split("=", 1) for word in line.split() if "=" in word)
+        for line in text.splitlines()
+    ]
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_both_layouts_have_the_site_partitions(layout):
+    script = CLUSTER_SCRIPT.read_text()
+    node_lines = script[script.index("node_lines() {") :]
+    block = re.search(rf"^\s*{layout}\)\n\s*cat <<EOF\n(.*?)\nEOF$", node_lines, re.S | re.M)
+    assert block and "$(site_partition_lines " in block.group(1)
+
+
+def test_the_site_partitions_are_the_clusters():
+    lines = {line["PartitionName"]: line for line in site_partition_lines()}
+    assert list(lines) == list(SITE_PARTITIONS)
+    for name, expected in SITE_PARTITIONS.items():
+        line = lines[name]
+        assert seconds(line["MaxTime"]) == expected["max_runtime"], name
+        for key in ("AllowAccounts", "AllowGroups", "Hidden"):
+            assert line.get(key) == expected.get(key), (name, key)
