@@ -43,7 +43,8 @@ SINFO_FORMAT = ",".join(f"{name}:0|" for name in SINFO_FIELDS[:-1]) + f",{SINFO_
 #: node's own. The parser still folds grouped (non ``-N``) lines correctly, except that it then
 #: multiplies a line's ``GresUsed`` by its node count. One sinfo costs slurmctld one partition-info
 #: and one node-info RPC, with or without ``-N``. ``--noconvert`` keeps memory in plain MB.
-SINFO_ARGS = ("-h", "--noconvert", "-N", "-O", SINFO_FORMAT)
+#: ``--all`` lists hidden partitions too, so their limits are Slurm's, not a fallback.
+SINFO_ARGS = ("-h", "--all", "--noconvert", "-N", "-O", SINFO_FORMAT)
 
 
 @dataclass
