@@ -235,7 +235,7 @@ def parse_user_associations(text: str) -> dict[str, UserAssociations]:
             limits=limits,
         )
         user = values["User"]
-        default, associations = found.setdefault(user, (values["DefaultAccount"], []))
+        _, associations = found.setdefault(user, (values["DefaultAccount"], []))
         associations.append(association)
     return {
         user: UserAssociations(user, default, tuple(associations))
