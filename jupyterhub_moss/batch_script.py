@@ -168,6 +168,12 @@ def chosen_environment(options: UserOptions, limits: PartitionLimits) -> Jupyter
     return limits.environments[options.environment_id or limits.default_environment_id]
 
 
+def charged_to(options: UserOptions, settings: ScriptSettings) -> tuple[str, str]:
+    """The job's account and QOS: the admin's ``req_account``/``req_qos`` win over the user's
+    choice (the validator refuses a user value that differs from them anyway)."""
+    return settings.account or options.account, settings.qos or options.qos
+
+
 def _resources(
     options: UserOptions, limits: PartitionLimits, settings: ScriptSettings
 ) -> tuple[str, str, str]:
@@ -195,6 +201,7 @@ def job_sbatch_arguments(
     ``--output``...); they go after the user's options, where the script has always had them.
     """
     memory, gres, reservation = _resources(options, limits, settings)
+    account, qos = charged_to(options, settings)
     admin_options = parse_sbatch_options(settings.options, denied=(), trusted=True)
     return [
         *options.options,
@@ -205,8 +212,8 @@ def job_sbatch_arguments(
         *([f"--mem={memory}"] if memory else []),
         *([f"--gres={gres}"] if gres else []),
         *([f"--reservation={reservation}"] if reservation else []),
-        *([f"--account={settings.account}"] if settings.account else []),
-        *([f"--qos={settings.qos}"] if settings.qos else []),
+        *([f"--account={account}"] if account else []),
+        *([f"--qos={qos}"] if qos else []),
         *admin_options,
     ]
 
@@ -259,8 +266,8 @@ def build_script_context(
         "memory": memory,
         "gres": gres,
         "reservation": reservation,
-        "account": settings.account,
-        "qos": settings.qos,
+        "account": charged_to(options, settings)[0],
+        "qos": charged_to(options, settings)[1],
         # The user's lines come first and the admin's last: sbatch keeps an option's last value.
         "user_sbatch_options": list(options.options),
         "admin_sbatch_options": admin_options,

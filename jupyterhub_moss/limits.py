@@ -8,18 +8,23 @@ the very same object. Data flows one way: Slurm snapshot + config → limits →
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from .config import JupyterEnvironment, PartitionConfig
+from .slurm.accounting import JobLimits
 from .slurm.models import PartitionInfo
+from .slurm.partition_access import PartitionAccess
+from .user_access import AccountChoice, UserAccess, account_choices, partition_refusal
 
 __all__ = [
     "FALLBACK_MAX_NPROCS",
     "UNKNOWN_STATE",
     "PartitionLimits",
     "SimpleChoices",
+    "charged_limits",
     "gres_template_from_slurm",
     "merge_partition_limits",
+    "partition_refusals",
 ]
 
 #: Used when neither the admin nor Slurm says how many CPUs a node has (Slurm not answering at
@@ -62,6 +67,24 @@ class PartitionLimits:
     environments: dict[str, JupyterEnvironment] = field(hash=False)
     state: str = UNKNOWN_STATE  # "up", "down", "drain", "inactive" or "unknown"
     simple_choices: SimpleChoices = field(default_factory=SimpleChoices)
+    #: What the user may charge here, the default first; () when accounts are not known (no
+    #: accounting database, or it never answered), and then no account is chosen by the hub.
+    accounts: tuple[AccountChoice, ...] = ()
+    #: Per-job limits of every QOS, by name, and of the partition's own QOS (if any).
+    qos_limits: Mapping[str, JobLimits] = field(default_factory=dict, hash=False)
+    partition_qos: str = ""
+    #: Where each ``max_*`` comes from, in words: "partition cpu", "QOS long", "account
+    #: chemistry", "this hub" (the admin's setting).
+    limit_sources: Mapping[str, str] = field(default_factory=dict, hash=False)
+    #: Said next to the account choices (e.g. "may be stale: slurmdbd did not answer").
+    accounting_note: str = ""
+
+    def account(self, name: str) -> AccountChoice | None:
+        return next((choice for choice in self.accounts if choice.name == name), None)
+
+    def source_of(self, limit: str) -> str:
+        """Where ``limit`` (runtime, nprocs, ngpus, memory) comes from, or ""."""
+        return self.limit_sources.get(limit, "")
 
     @property
     def has_gpus(self) -> bool:
@@ -148,6 +171,13 @@ def _limits_for(
         max_runtime = info.max_runtime
 
     memory = info.memory_per_node_mb if info and info.memory_per_node_mb > 0 else None
+    slurm_words = f"partition {name}"
+    sources = {
+        "runtime": "this hub" if config.max_runtime is not None else slurm_words,
+        "nprocs": "this hub" if config.max_nprocs is not None else slurm_words,
+        "ngpus": "this hub" if config.max_ngpus is not None else slurm_words,
+        "memory": slurm_words,
+    }
 
     return PartitionLimits(
         name=name,
@@ -162,6 +192,7 @@ def _limits_for(
         environments=dict(config.jupyter_environments),
         state=info.state if info else UNKNOWN_STATE,
         simple_choices=choices,
+        limit_sources=sources,
     )
 
 
@@ -169,18 +200,96 @@ def merge_partition_limits(
     configs: Mapping[str, PartitionConfig],
     slurm: Mapping[str, PartitionInfo] | None,
     choices: SimpleChoices | None = None,
+    *,
+    access: UserAccess | None = None,
+    rules: Mapping[str, PartitionAccess] | None = None,
 ) -> dict[str, PartitionLimits]:
-    """Limits for every configured partition, in the admin's order.
+    """Limits for every configured partition the user may use, in the admin's order.
 
     ``slurm`` is the latest snapshot's partitions by name, or ``None`` when Slurm has not answered
     yet. Only configured partitions are offered: Slurm partitions the admin did not list are left
     out. A configured partition Slurm does not know is kept with
     state ``"unknown"`` (a submission to it then fails with Slurm's own message). ``choices`` is
     what the Simple tab offers (the spawner's traits), capped by each partition's limits.
+
+    With ``access`` (the user) and ``rules`` (each partition's access rules, from the snapshot),
+    partitions the user may not use are left out (:func:`partition_refusals` says why), and each
+    partition gets the accounts the user may charge there and the QOS limits.
     """
     known = slurm or {}
     choices = choices or SimpleChoices()
-    return {
-        name: _limits_for(name, config, known.get(name), choices)
-        for name, config in configs.items()
-    }
+    merged = {}
+    for name, config in configs.items():
+        limits = _limits_for(name, config, known.get(name), choices)
+        if access is not None:
+            its_rules = (rules or {}).get(name)
+            if partition_refusal(access, its_rules) is not None:
+                continue
+            limits = _with_accounts(limits, access, its_rules)
+        merged[name] = limits
+    return merged
+
+
+def partition_refusals(
+    configs: Mapping[str, PartitionConfig],
+    access: UserAccess | None,
+    rules: Mapping[str, PartitionAccess] | None,
+) -> dict[str, str]:
+    """Configured partitions the user may not use, with the reason in words."""
+    if access is None or not rules:
+        return {}
+    refusals = {}
+    for name in configs:
+        reason = partition_refusal(access, rules.get(name))
+        if reason is not None:
+            refusals[name] = reason
+    return refusals
+
+
+def _with_accounts(
+    limits: PartitionLimits, access: UserAccess, rules: PartitionAccess | None
+) -> PartitionLimits:
+    return replace(
+        limits,
+        accounts=account_choices(access, rules),
+        qos_limits={name: qos.limits for name, qos in access.qos.items()},
+        partition_qos=rules.qos if rules is not None else "",
+        accounting_note=access.note,
+    )
+
+
+# -- the limits of one account and QOS --------------------------------------------------------
+
+# PartitionLimits field, JobLimits field, name in limit_sources
+_CAPPED = (
+    ("max_runtime", "max_runtime", "runtime"),
+    ("max_nprocs", "max_cpus", "nprocs"),
+    ("max_ngpus", "max_gpus", "ngpus"),
+    ("max_memory_mb", "max_memory_mb", "memory"),
+)
+
+
+def charged_limits(limits: PartitionLimits, account: str, qos: str) -> PartitionLimits:
+    """``limits`` narrowed to what a job charged to ``account`` with ``qos`` may ask for: the
+    tightest of the partition's, the partition QOS's, the QOS's and the association's, each
+    recorded in ``limit_sources``. Unknown names narrow nothing (the validator refuses them)."""
+    caps: list[tuple[str, JobLimits]] = []
+    if limits.partition_qos in limits.qos_limits:
+        caps.append((f"QOS {limits.partition_qos}", limits.qos_limits[limits.partition_qos]))
+    if qos in limits.qos_limits:
+        caps.append((f"QOS {qos}", limits.qos_limits[qos]))
+    choice = limits.account(account)
+    if choice is not None:
+        caps.append((f"account {account}", choice.limits))
+    values = {name: getattr(limits, name) for name, _, _ in _CAPPED}
+    sources = dict(limits.limit_sources)
+    for words, cap in caps:
+        for name, cap_name, source in _CAPPED:
+            bound = getattr(cap, cap_name)
+            if bound is not None and (values[name] is None or bound < values[name]):
+                values[name] = bound
+                sources[source] = words
+    if not limits.gpu_template:
+        values["max_ngpus"] = 0
+    values["max_nprocs"] = max(values["max_nprocs"], 1)
+    return replace(limits, **values, limit_sources=sources)

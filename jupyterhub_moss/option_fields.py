@@ -27,12 +27,14 @@ from .slurm.times import format_slurm_duration, slurm_duration_seconds
 __all__ = [
     "InvalidField",
     "as_text",
+    "check_account",
     "check_memory",
     "check_ngpus",
     "check_nprocs",
     "check_options",
     "check_output",
     "check_partition",
+    "check_qos",
     "check_reservation",
     "check_runtime",
     "parse_runtime",
@@ -139,8 +141,73 @@ def check_partition(
     if not name:
         raise InvalidField(f"required; one of: {', '.join(limits) or 'none configured'}")
     if name not in limits:
+        refusal = policy.partition_refusal(name)
+        if refusal:
+            raise InvalidField(f"you may not use {name}: {refusal}")
         raise InvalidField(f"unknown partition {shown_value(name)}; one of: {', '.join(limits)}")
     return limits[name]
+
+
+_SLURM_NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$")
+
+
+def _slurm_name(text: str) -> str:
+    if text and not _SLURM_NAME_RE.fullmatch(text):
+        raise InvalidField(
+            f"not a Slurm name (letters, digits, '_', '.', '-'): {shown_value(text)}"
+        )
+    return text
+
+
+def _fixed(text: str, fixed: str) -> str:
+    if text and text != fixed:
+        raise InvalidField(f"set to {fixed} by this hub's administrator")
+    return fixed
+
+
+def check_account(value: Any, part: PartitionLimits | None, policy: OptionsPolicy) -> str:
+    """The account to charge: the admin's ``req_account`` if set; else one of the user's
+    accounts allowed on the partition (their default when empty). When the hub does not know
+    the user's accounts (no accounting database), a well-formed name goes to Slurm as it is."""
+    text = _slurm_name(as_text(value))
+    if policy.fixed_account:
+        return _fixed(text, policy.fixed_account)
+    if part is None or not part.accounts:
+        return text
+    if not text:
+        return part.accounts[0].name
+    if part.account(text) is None:
+        yours = ", ".join(choice.name for choice in part.accounts)
+        raise InvalidField(f"you cannot charge {shown_value(text)} on {part.name}; yours: {yours}")
+    return text
+
+
+def check_qos(value: Any, part: PartitionLimits | None, account: str, policy: OptionsPolicy) -> str:
+    """The QOS: the admin's ``req_qos`` if set; else one the account may use on the partition
+    (the association's default when empty)."""
+    text = _slurm_name(as_text(value))
+    if policy.fixed_qos:
+        return _fixed(text, policy.fixed_qos)
+    choice = part.account(account) if part is not None else None
+    if choice is None:
+        return text
+    if not text:
+        return choice.default_qos
+    if text not in choice.qos:
+        allowed = ", ".join(choice.qos) or "none"
+        raise InvalidField(
+            f"account {account} may not use QOS {shown_value(text)} on {part.name}; "
+            f"allowed: {allowed}"
+        )
+    return text
+
+
+def _because(part: PartitionLimits, limit: str) -> str:
+    """ " (QOS short)" when a QOS or an account sets the limit; the partition's own goes unsaid."""
+    source = part.source_of(limit)
+    if source.startswith(("QOS ", "account ")):
+        return f" ({source})"
+    return ""
 
 
 def check_nprocs(value: Any, part: PartitionLimits | None, policy: OptionsPolicy) -> int:
@@ -152,7 +219,9 @@ def check_nprocs(value: Any, part: PartitionLimits | None, policy: OptionsPolicy
     if nprocs < 1:
         raise InvalidField(f"at least 1 CPU (up to {part.max_nprocs} on {part.name})")
     if nprocs > part.max_nprocs:
-        raise InvalidField(f"at most {part.max_nprocs} CPUs on {part.name}")
+        raise InvalidField(
+            f"at most {part.max_nprocs} CPUs on {part.name}{_because(part, 'nprocs')}"
+        )
     return nprocs
 
 
@@ -165,7 +234,7 @@ def check_ngpus(value: Any, part: PartitionLimits | None) -> int:
     if not part.has_gpus:
         raise InvalidField(f"{part.name} has no GPUs; use 0")
     if ngpus > part.max_ngpus:
-        raise InvalidField(f"at most {part.max_ngpus} GPUs on {part.name}")
+        raise InvalidField(f"at most {part.max_ngpus} GPUs on {part.name}{_because(part, 'ngpus')}")
     return ngpus
 
 
@@ -181,7 +250,9 @@ def check_memory(value: Any, part: PartitionLimits | None) -> str:
             f"got {shown_value(text)}"
         ) from None
     if part is not None and part.max_memory_mb is not None and megabytes > part.max_memory_mb:
-        raise InvalidField(f"at most {part.max_memory_mb}M on {part.name}")
+        raise InvalidField(
+            f"at most {part.max_memory_mb}M on {part.name}{_because(part, 'memory')}"
+        )
     return normalised
 
 
@@ -201,7 +272,9 @@ def check_runtime(value: Any, part: PartitionLimits | None, policy: OptionsPolic
     if seconds <= 0:
         raise InvalidField("must be longer than 0")
     if limit is not None and seconds > limit:
-        raise InvalidField(f"at most {format_slurm_duration(limit)} on {part.name}")
+        raise InvalidField(
+            f"at most {format_slurm_duration(limit)} on {part.name}{_because(part, 'runtime')}"
+        )
     return format_slurm_duration(seconds)
 
 

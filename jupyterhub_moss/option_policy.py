@@ -30,6 +30,15 @@ class OptionsPolicy:
     default_nprocs: int = 1
     #: Seconds when no run time is requested; capped at the partition's maximum.
     default_runtime: int = 3600
+    #: The admin's ``req_account`` / ``req_qos``: the only value the field accepts ("" = the
+    #: user chooses among their own).
+    fixed_account: str = ""
+    fixed_qos: str = ""
+    #: Configured partitions this user may not use, with the reason: (name, reason) pairs.
+    refused_partitions: tuple[tuple[str, str], ...] = ()
+
+    def partition_refusal(self, name: str) -> str | None:
+        return dict(self.refused_partitions).get(name)
 
     @staticmethod
     def admin_locks(options: str, *, account: str, qos: str, reservation: str) -> frozenset[str]:

@@ -16,16 +16,18 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from .limits import PartitionLimits
+from .limits import PartitionLimits, charged_limits
 from .option_fields import (
     InvalidField,
     as_text,
+    check_account,
     check_memory,
     check_ngpus,
     check_nprocs,
     check_options,
     check_output,
     check_partition,
+    check_qos,
     check_reservation,
     check_runtime,
     parse_runtime,
@@ -65,6 +67,8 @@ FIELD_NAMES: tuple[str, ...] = (
     "environment_id",
     "environment_path",
     "environment_modules",
+    "account",
+    "qos",
 )
 
 
@@ -74,6 +78,8 @@ class UserOptions(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     partition: str
+    account: str = ""  # "" = none chosen: Slurm charges the user's default account
+    qos: str = ""  # "" = none chosen: the association's default QOS
     nprocs: int
     ngpus: int = 0
     memory: str = ""  # Slurm syntax, normalised: "512M", "16G", "0" (= all of the node's)
@@ -102,6 +108,8 @@ class UserOptions(BaseModel):
         """
         return {
             "partition": self.partition,
+            "account": self.account,
+            "qos": self.qos,
             "nprocs": str(self.nprocs),
             "ngpus": str(self.ngpus),
             "memory": self.memory,
@@ -175,6 +183,11 @@ def parse_user_options(
 
     part = fields.check("partition", check_partition, limits, policy)
     values: dict[str, Any] = {"partition": part.name if part else ""}
+    values["account"] = fields.check("account", check_account, part, policy, default="")
+    values["qos"] = fields.check("qos", check_qos, part, values["account"], policy, default="")
+    if part is not None:
+        # every limit below is the tightest of the partition's, the QOS's and the account's
+        part = charged_limits(part, values["account"], values["qos"])
     values["nprocs"] = fields.check("nprocs", check_nprocs, part, policy, default=1)
     values["ngpus"] = fields.check("ngpus", check_ngpus, part, default=0)
     values["memory"] = fields.check("memory", check_memory, part, default="")

@@ -155,6 +155,8 @@ PLAUSIBLE = {
     "environment_id": ["default", "mods", "image", "only", ""],
     "environment_path": ["/opt/custom/bin", "/home/a/img.sif", ""],
     "environment_modules": ["python/3.11", "gcc cuda/12", ""],
+    "account": ["physics", "chemistry", ""],
+    "qos": ["normal", "long", ""],
 }
 # Near misses that a person or a script might also send.
 NEAR_MISSES = {
@@ -171,6 +173,8 @@ NEAR_MISSES = {
     "environment_id": ["gone"],
     "environment_path": ["relative/bin", "/a/../b"],
     "environment_modules": ["-f", "a;b"],
+    "account": ["-A", "a,b", "phys ics"],
+    "qos": ["--qos", "normal,long", "-x"],
 }
 
 
