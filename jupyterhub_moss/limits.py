@@ -78,6 +78,9 @@ class PartitionLimits:
     limit_sources: Mapping[str, str] = field(default_factory=dict, hash=False)
     #: Said next to the account choices (e.g. "may be stale: slurmdbd did not answer").
     accounting_note: str = ""
+    #: Set when the accounting database knows no account of the user: every request is
+    #: refused with it (Slurm would refuse the job), naming the account field.
+    no_account: str = ""
 
     def account(self, name: str) -> AccountChoice | None:
         return next((choice for choice in self.accounts if choice.name == name), None)
@@ -255,6 +258,7 @@ def _with_accounts(
         qos_limits={name: qos.limits for name, qos in access.qos.items()},
         partition_qos=rules.qos if rules is not None else "",
         accounting_note=access.note,
+        no_account=access.no_account,
     )
 
 

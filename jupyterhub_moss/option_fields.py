@@ -170,6 +170,8 @@ def check_account(value: Any, part: PartitionLimits | None, policy: OptionsPolic
     accounts allowed on the partition (their default when empty). When the hub does not know
     the user's accounts (no accounting database), a well-formed name goes to Slurm as it is."""
     text = _slurm_name(as_text(value))
+    if part is not None and part.no_account:
+        raise InvalidField(part.no_account)
     if policy.fixed_account:
         return _fixed(text, policy.fixed_account)
     if part is None or not part.accounts:

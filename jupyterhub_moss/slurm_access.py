@@ -8,14 +8,18 @@ shares one cluster view and one estimate cache through :mod:`.slurm.services`.
 from __future__ import annotations
 
 import os
+from datetime import datetime, timezone
 
 from batchspawner import SlurmSpawner
-from traitlets import Dict, Float, Unicode
+from traitlets import Bool, Dict, Float, Unicode
 
 from .slurm import services
+from .slurm.accounting import UserAssociations
+from .slurm.accounts_view import AccountsView, UserAccounting
 from .slurm.commands import SlurmRunner, expand_prefix
 from .slurm.estimates import StartEstimator
 from .slurm.view import ClusterSnapshot, ClusterUnavailable, ClusterView
+from .user_access import UserAccess, unix_groups
 
 
 class SlurmAccess(SlurmSpawner):
@@ -65,6 +69,26 @@ class SlurmAccess(SlurmSpawner):
         """,
     ).tag(config=True)
 
+    slurm_accounting = Bool(
+        True,
+        help="""
+        Whether to read users' accounts and QOS from Slurm's accounting database (slurmdbd,
+        through ``sacctmgr``), to offer them as choices, apply their limits and hide partitions
+        a user may not use. On a cluster without slurmdbd this finds out by itself and offers
+        no accounts; set False to never run ``sacctmgr``.
+        """,
+    ).tag(config=True)
+
+    accounting_refresh_interval = Float(
+        60.0,
+        help="""
+        Seconds between two reads of the accounting database: one ``sacctmgr show qos`` and
+        one ``sacctmgr show user`` for every user who viewed the spawn page lately, however
+        many there are; a user's first view reads theirs at once. Values below 5 are raised
+        to 5. Nothing is read while nobody looks.
+        """,
+    ).tag(config=True)
+
     def slurm_runner(self) -> SlurmRunner:
         """How this spawner runs Slurm commands (built from the traits above)."""
         env = {k: v for k, v in os.environ.items() if k in self.env_keep or k == "SLURM_CONF"}
@@ -80,6 +104,28 @@ class SlurmAccess(SlurmSpawner):
         """The hub-wide view of the cluster (one per configuration, shared by every spawner)."""
         return services.cluster_view(self.slurm_runner(), self.cluster_refresh_interval)
 
+    def accounts_view(self) -> AccountsView:
+        """The hub-wide view of the accounting database (one per configuration)."""
+        return services.accounts_view(self.slurm_runner(), self.accounting_refresh_interval)
+
+    async def user_access(self) -> UserAccess:
+        """What this spawner's user may use: their Unix groups and, when the cluster has an
+        accounting database, their associations and the QOS table (shared, cached)."""
+        name = self.user.name
+        groups = unix_groups(name)
+        if not self.slurm_accounting:
+            return UserAccess(name, groups)
+        accounting = await self.accounts_view().for_user(name)
+        if not accounting.enabled:
+            return UserAccess(name, groups)
+        return UserAccess(
+            name,
+            groups,
+            associations=_associations(name, accounting),
+            qos=accounting.qos,
+            note=_staleness(accounting),
+        )
+
     def start_estimator(self) -> StartEstimator:
         """The hub-wide ``sbatch --test-only`` cache (one per configuration)."""
         return services.start_estimator(self.slurm_runner(), self.exec_prefix)
@@ -94,3 +140,22 @@ class SlurmAccess(SlurmSpawner):
             return await self.cluster_view().snapshot()
         except ClusterUnavailable:
             return None
+
+
+def _associations(name: str, accounting: UserAccounting) -> UserAssociations | None:
+    if accounting.associations is not None:
+        return accounting.associations
+    # read, and none: the user has no account (None would mean "not known")
+    return UserAssociations(name, "", ()) if accounting.known else None
+
+
+def _staleness(accounting: UserAccounting) -> str:
+    if accounting.error is None:
+        return ""
+    if accounting.taken_at is None:
+        return "Your accounts could not be read: the accounting database did not answer."
+    age = int((datetime.now(timezone.utc) - accounting.taken_at).total_seconds())
+    return (
+        f"Accounts and QOS as of {age} s ago: the accounting database did not answer since, "
+        "so they may be out of date."
+    )

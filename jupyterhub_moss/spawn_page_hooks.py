@@ -66,13 +66,14 @@ class SpawnPageHooks(SlurmSpawner):
         script, the shared estimator): only the estimate fragment asks for it.
         """
         snapshot = await self.cluster_snapshot()
+        access = await self.user_access()
         settings = self._estimate_settings() if with_estimates else None
         return FormContext(
             user_name=self.user.name,
             server_name=self.name or "" if server_name is None else server_name,
             snapshot=snapshot,
-            limits=self.limits_from(snapshot),
-            policy=self.options_policy(),
+            limits=self.limits_from(snapshot, access),
+            policy=self.options_policy(snapshot, access),
             script_settings=settings,
             estimator=self.start_estimator() if settings is not None else None,
             hub_prefix=hub_prefix or self._hub_prefix(),

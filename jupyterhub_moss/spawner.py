@@ -24,7 +24,13 @@ from .config import PartitionConfig, PartitionConfigError, load_partitions
 from .context import SpawnRequest
 from .form import FORM_ONLY_KEYS
 from .lifecycle import SlurmJobLifecycle
-from .limits import DEFAULT_RUNTIME_HOURS, PartitionLimits, SimpleChoices, merge_partition_limits
+from .limits import (
+    DEFAULT_RUNTIME_HOURS,
+    PartitionLimits,
+    SimpleChoices,
+    merge_partition_limits,
+    partition_refusals,
+)
 from .options import (
     OptionsPolicy,
     UserOptions,
@@ -36,6 +42,7 @@ from .sbatch_options import DEFAULT_DENIED_SBATCH_OPTIONS
 from .slurm.view import ClusterSnapshot
 from .slurm_access import SlurmAccess
 from .spawn_page_hooks import SpawnPageHooks
+from .user_access import UserAccess
 
 
 class InvalidUserOptions(web.HTTPError):
@@ -175,28 +182,44 @@ class MOSlurmSpawner(SpawnPageHooks, SlurmJobLifecycle, SlurmAccess, SlurmSpawne
 
     # -- the cluster view and the limits ----------------------------------------------------
 
-    def limits_from(self, snapshot: ClusterSnapshot | None) -> dict[str, PartitionLimits]:
-        """The admin's partitions merged with ``snapshot``: once per request or spawn."""
+    def limits_from(
+        self, snapshot: ClusterSnapshot | None, access: UserAccess | None = None
+    ) -> dict[str, PartitionLimits]:
+        """The admin's partitions merged with ``snapshot``, for the user ``access`` describes
+        (the partitions they may use, their accounts): once per request or spawn."""
         choices = SimpleChoices(
             cpu_counts=tuple(self.simple_cpu_counts),
             node_fractions=tuple(self.simple_node_fractions),
             runtime_hours=tuple(self.simple_runtime_hours),
         )
         return merge_partition_limits(
-            self.partition_configs, snapshot.partitions if snapshot else None, choices
+            self.partition_configs,
+            snapshot.partitions if snapshot else None,
+            choices,
+            access=access,
+            rules=snapshot.access if snapshot else None,
         )
 
     async def partition_limits(self) -> dict[str, PartitionLimits]:
-        """Per-partition limits: the admin's config on top of the latest snapshot."""
-        return self.limits_from(await self.cluster_snapshot())
+        """Per-partition limits for this user: the admin's config on the latest snapshot."""
+        return self.limits_from(await self.cluster_snapshot(), await self.user_access())
 
-    def options_policy(self) -> OptionsPolicy:
+    def options_policy(
+        self, snapshot: ClusterSnapshot | None = None, access: UserAccess | None = None
+    ) -> OptionsPolicy:
+        """The admin's rules, and (given the user's ``access``) the partitions refused to them."""
         allowed = self.allowed_sbatch_options
+        refused = partition_refusals(
+            self.partition_configs, access, snapshot.access if snapshot else None
+        )
         return OptionsPolicy(
             allow_custom_environments=self.allow_custom_environments,
             denied_sbatch_options=frozenset(self.denied_sbatch_options),
             allowed_sbatch_options=frozenset(allowed) if allowed is not None else None,
             default_partition=self.default_partition or next(iter(self.partition_configs), ""),
+            fixed_account=self.req_account,
+            fixed_qos=self.req_qos,
+            refused_partitions=tuple(refused.items()),
             # the admin's req_* must win: users may not replace them through `options`
             locked_sbatch_options=OptionsPolicy.admin_locks(
                 self.req_options,
@@ -211,9 +234,11 @@ class MOSlurmSpawner(SpawnPageHooks, SlurmJobLifecycle, SlurmAccess, SlurmSpawne
     async def check_options(self, raw: Mapping[str, Any]) -> SpawnRequest:
         """Parse and check one request against one merge of the limits; raise
         :class:`InvalidUserOptions` (a 400) if it is bad."""
-        limits = await self.partition_limits()
+        snapshot = await self.cluster_snapshot()
+        access = await self.user_access()
+        limits = self.limits_from(snapshot, access)
         try:
-            options = parse_user_options(raw, limits, self.options_policy())
+            options = parse_user_options(raw, limits, self.options_policy(snapshot, access))
         except UserOptionsError as exc:
             raise InvalidUserOptions(exc) from exc
         return SpawnRequest(options, limits[options.partition])

@@ -67,7 +67,19 @@ class UserAccess:
 
     @property
     def knows_accounts(self) -> bool:
-        return self.associations is not None
+        """Whether the user's associations are known and there is at least one: a user with
+        none is not filtered by account (their page still shows, with :attr:`no_account`)."""
+        return self.associations is not None and bool(self.associations.associations)
+
+    @property
+    def no_account(self) -> str:
+        """The refusal for a user the accounting database knows no association of, or ""."""
+        if self.associations is None or self.associations.associations:
+            return ""
+        return (
+            f"Slurm has no account for {self.user} on this cluster, so it would refuse the job; "
+            "ask your HPC support to add you to an account"
+        )
 
 
 def partition_refusal(access: UserAccess, rules: PartitionAccess | None) -> str | None:
@@ -93,7 +105,7 @@ def partition_refusal(access: UserAccess, rules: PartitionAccess | None) -> str 
 def account_choices(access: UserAccess, rules: PartitionAccess | None) -> tuple[AccountChoice, ...]:
     """The accounts the user may charge on the partition, default account first, and for each
     the QOS the partition lets it use."""
-    if access.associations is None or rules is None:
+    if not access.knows_accounts or access.associations is None or rules is None:
         return ()
     choices = []
     for name, association in access.associations.for_partition(rules.name).items():

@@ -1,10 +1,11 @@
 """The one registry of the hub process's shared Slurm services, and their shutdown.
 
 A hub reads Slurm through a few long-lived objects, one per configuration, shared by every
-spawner and request: the :class:`~.view.ClusterView`, the :class:`~.jobs.JobStatusPoller` and the
-:class:`~.estimates.StartEstimator`. This module creates each on first use, hands out the same
-object for the same configuration, and closes them all when the hub stops (:func:`close_all`,
-called from :mod:`jupyterhub_moss.hub_config`). Creating a service runs nothing.
+spawner and request: the :class:`~.view.ClusterView`, the :class:`~.accounts_view.AccountsView`,
+the :class:`~.jobs.JobStatusPoller` and the :class:`~.estimates.StartEstimator`. This module
+creates each on first use, hands out the same object for the same configuration, and closes them
+all when the hub stops (:func:`close_all`, called from :mod:`jupyterhub_moss.hub_config`).
+Creating a service runs nothing.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from collections.abc import Callable
 from typing import Protocol, TypeVar, cast
 
 from ..log_safe import log_safe
+from .accounts_view import AccountsView
 from .commands import SlurmRunner
 from .estimates import StartEstimator
 from .jobs import JobStatusPoller
@@ -45,6 +47,12 @@ def cluster_view(runner: SlurmRunner, interval: float) -> ClusterView:
     clamps it, so intervals that end up the same share one view)."""
     key = ("cluster view", runner.cache_key(), max(float(interval), MIN_INTERVAL))
     return _shared(key, lambda: ClusterView(runner, interval))
+
+
+def accounts_view(runner: SlurmRunner, interval: float) -> AccountsView:
+    """The view of the accounting database for this runner configuration and interval."""
+    key = ("accounts view", runner.cache_key(), float(interval))
+    return _shared(key, lambda: AccountsView(runner, interval))
 
 
 def job_poller(runner: SlurmRunner, interval: float) -> JobStatusPoller:

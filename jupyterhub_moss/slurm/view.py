@@ -19,11 +19,12 @@ import asyncio
 import functools
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 
 from .commands import SlurmRunner
 from .models import PartitionInfo, Reservation
+from .partition_access import PARTITION_ARGS, PartitionAccess, parse_partition_access
 from .partitions import SINFO_ARGS, parse_sinfo
 from .refresher import BackgroundRefresher
 from .reservations import RESERVATION_ARGS, parse_reservations
@@ -32,7 +33,9 @@ from .reservations import RESERVATION_ARGS, parse_reservations
 MIN_INTERVAL = 5.0
 DEFAULT_INTERVAL = 30.0
 
-ClusterData = tuple[Mapping[str, PartitionInfo], tuple[Reservation, ...]]
+ClusterData = tuple[
+    Mapping[str, PartitionInfo], tuple[Reservation, ...], Mapping[str, PartitionAccess]
+]
 
 
 class ClusterUnavailable(RuntimeError):
@@ -51,6 +54,8 @@ class ClusterSnapshot:
     reservations: tuple[Reservation, ...]
     taken_at: datetime | None
     error: str | None = None
+    #: Who may use each partition (AllowAccounts, AllowGroups, AllowQos...), hidden ones too.
+    access: Mapping[str, PartitionAccess] = field(default_factory=dict)
 
     def age_seconds(self, now: datetime | None = None) -> float | None:
         if self.taken_at is None:
@@ -64,15 +69,21 @@ class ClusterSnapshot:
 
 
 async def read_cluster(runner: SlurmRunner) -> ClusterData:
-    """Read partitions and reservations: one ``sinfo`` and one ``scontrol show reservation``."""
-    sinfo_out, reservations_out = await asyncio.gather(
+    """Read partitions, reservations and the partitions' access rules: one ``sinfo``, one
+    ``scontrol show reservation`` and one ``scontrol show partition``."""
+    sinfo_out, reservations_out, access_out = await asyncio.gather(
         runner.run("sinfo", list(SINFO_ARGS)),
         runner.run("scontrol", list(RESERVATION_ARGS)),
+        runner.run("scontrol", list(PARTITION_ARGS)),
     )
     partitions = parse_sinfo(sinfo_out)
     if not partitions and sinfo_out.strip():
         raise ValueError(f"sinfo output could not be read: {sinfo_out[:200]!r}")
-    return partitions, tuple(parse_reservations(reservations_out))
+    return (
+        partitions,
+        tuple(parse_reservations(reservations_out)),
+        parse_partition_access(access_out),
+    )
 
 
 class ClusterView(BackgroundRefresher[ClusterData]):
@@ -158,11 +169,12 @@ class ClusterView(BackgroundRefresher[ClusterData]):
         return await self._read_cluster()
 
     def _apply(self, answer: ClusterData) -> None:
-        partitions, reservations = answer
+        partitions, reservations, access = answer
         self._snapshot = ClusterSnapshot(
             partitions=dict(partitions),
             reservations=tuple(reservations),
             taken_at=datetime.now(timezone.utc),
+            access=dict(access),
         )
 
     def _failed(self) -> None:

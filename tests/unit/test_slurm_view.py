@@ -37,7 +37,7 @@ class Source:
         await asyncio.sleep(self.delay)
         if self.fail is not None:
             raise self.fail
-        return {"cpu": partition("cpu", self.calls)}, ()
+        return {"cpu": partition("cpu", self.calls)}, (), {}
 
 
 def failure() -> SlurmCommandError:
