@@ -82,6 +82,27 @@ def slurm_cluster() -> SlurmCluster:
     return cluster
 
 
+# Both layouts run in `make test` (dev/test), one after the other: a test that needs one asks
+# for it, and skips (or fails under MOSS_REQUIRE_ALL=1) on the other.
+@pytest.fixture(scope="session")
+def accounting_cluster(slurm_cluster: SlurmCluster) -> SlurmCluster:
+    """The local cluster, running slurmdbd (the default of `dev/cluster start`)."""
+    if not slurm_cluster.accounting:
+        missing("the local cluster runs without accounting (start it with `dev/cluster start`)")
+    return slurm_cluster
+
+
+@pytest.fixture(scope="session")
+def plain_cluster(slurm_cluster: SlurmCluster) -> SlurmCluster:
+    """The local cluster without an accounting database, as at many small sites."""
+    if slurm_cluster.accounting:
+        missing(
+            "the local cluster runs with accounting "
+            "(start it with `dev/cluster start --no-accounting`)"
+        )
+    return slurm_cluster
+
+
 @pytest.fixture(scope="session")
 def hub_infra() -> None:
     if proxy_command() is None:
