@@ -25,6 +25,10 @@ from support.infra import (
 
 TIERS = ("unit", "hub", "slurm", "browser", "e2e")
 
+# A test that asks for one accounting mode of the cluster carries its marker, so that the pass of
+# dev/test on the other mode deselects it rather than skipping it (or failing it in CI).
+MODE_MARKERS = {"accounting_cluster": "accounting", "plain_cluster": "no_accounting"}
+
 
 def tier_index(item: pytest.Item) -> int:
     for index, tier in enumerate(TIERS):
@@ -39,6 +43,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         for tier in TIERS:
             if tier in parts and not item.get_closest_marker(tier):
                 item.add_marker(getattr(pytest.mark, tier))
+        for fixture_name, marker in MODE_MARKERS.items():
+            if fixture_name in getattr(item, "fixturenames", ()):
+                item.add_marker(getattr(pytest.mark, marker))
     # Tiers run in the order of TIERS: the fast ones fail first, and Playwright's sync API,
     # which keeps an event loop running in the main thread once started, comes after every
     # asyncio test (which could not start their own loop then).
@@ -80,6 +87,27 @@ def slurm_cluster() -> SlurmCluster:
     if cluster is None:
         missing("the local Slurm cluster is not running (start it with `dev/cluster start`)")
     return cluster
+
+
+# `make test` (dev/test) runs the cluster with accounting, then without: a test that needs one
+# mode asks for it, and skips (or fails under MOSS_REQUIRE_ALL=1) on the other.
+@pytest.fixture(scope="session")
+def accounting_cluster(slurm_cluster: SlurmCluster) -> SlurmCluster:
+    """The local cluster, running slurmdbd (the default of `dev/cluster start`)."""
+    if not slurm_cluster.accounting:
+        missing("the local cluster runs without accounting (start it with `dev/cluster start`)")
+    return slurm_cluster
+
+
+@pytest.fixture(scope="session")
+def plain_cluster(slurm_cluster: SlurmCluster) -> SlurmCluster:
+    """The local cluster without an accounting database, as at many small sites."""
+    if slurm_cluster.accounting:
+        missing(
+            "the local cluster runs with accounting "
+            "(start it with `dev/cluster start --no-accounting`)"
+        )
+    return slurm_cluster
 
 
 @pytest.fixture(scope="session")

@@ -47,6 +47,11 @@ class SlurmCluster:
     state_dir: str
     jobenv: str
 
+    @property
+    def accounting(self) -> bool:
+        """Whether the cluster runs slurmdbd (`dev/cluster start`) rather than none."""
+        return self.env.get("MOSS_CLUSTER_ACCOUNTING") == "slurmdbd"
+
 
 def cluster_env_exports() -> dict[str, str]:
     out = subprocess.run(
