@@ -344,6 +344,13 @@ async def test_a_lookup_with_no_job_id_sacct_can_take_runs_nothing():
     assert sacct.calls == []
 
 
+async def test_sacct_never_waits_longer_than_the_admins_slurm_timeout():
+    quick = Sacct(ENDED)
+    quick.timeout = 2.0  # type: ignore[attr-defined]
+    await EndedJobLookup(quick)(["2765"])  # type: ignore[arg-type]
+    assert quick.calls[0][2] == 2.0
+
+
 def test_ended_job_records_compare_by_value():
     assert parse_sacct(record("5", "FAILED", "3:0"))["5"] == EndedJob(
         "5", "FAILED", 3, 0, "None", "physics", "normal", "debug", "c[1-2]"
