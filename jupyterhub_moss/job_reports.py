@@ -2,6 +2,8 @@
 
 - :class:`SpawnFailed`: the error a spawn ends with, in plain text for the user;
 - :func:`pending_message`: a pending job's reason in words, with its expected start;
+- :func:`ended_job_summary`: how a job ended, in Slurm's words and plain ones
+  (:data:`ENDED_STATES`), for the spawn's failure message and the log of a server that stopped;
 - :func:`job_failure_message`: a job that ended before Jupyter started, with the last lines of
   its output file (:func:`tail_output_file`, at the path :func:`job_output_path` gives);
 - :func:`parse_job_id` and :func:`slurm_error_text`: the job id ``sbatch --parsable`` printed,
@@ -18,12 +20,15 @@ from datetime import datetime
 from tornado import web
 
 from .slurm.commands import SlurmCommandError
-from .slurm.models import JobStatus
+from .slurm.models import JOB_GONE, JobStatus
 
 __all__ = [
+    "ENDED_STATES",
     "LIMIT_REASON_PREFIXES",
     "PENDING_REASONS",
     "SpawnFailed",
+    "ended_job_summary",
+    "final_exit_code",
     "job_failure_message",
     "job_output_path",
     "parse_job_id",
@@ -52,6 +57,21 @@ PENDING_REASONS = {
 }
 #: Reason prefixes of account and QOS limits (AssocGrpCpuLimit, QOSMaxJobsPerUserLimit...).
 LIMIT_REASON_PREFIXES = ("Assoc", "QOS", "MaxJobs", "MaxCpu", "MaxMem")
+
+#: Slurm's final job states, in words a user understands. Others are shown as they are.
+ENDED_STATES = {
+    "COMPLETED": "its commands ended without an error",
+    "FAILED": "its commands ended with an error",
+    "CANCELLED": "cancelled by its owner or an administrator",
+    "TIMEOUT": "time limit reached",
+    "OUT_OF_MEMORY": "out of memory: it used more memory than it asked for",
+    "NODE_FAIL": "its node failed",
+    "PREEMPTED": "preempted to make room for a job with a higher priority",
+    "BOOT_FAIL": "its node failed to boot",
+    "DEADLINE": "its --deadline passed before it could end",
+    # Ours, not Slurm's: say what we know, and that we do not know more.
+    JOB_GONE: "Slurm no longer knows the job and has no record of how it ended",
+}
 
 _JOB_ID = re.compile(r"^(\d+)(?:;[^\s;]+)?$")
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
@@ -149,6 +169,33 @@ def job_output_path(home_dir: str, job_id: str, saved: bool = True) -> str:
     return f"{home.rstrip('/')}/slurm-{job_id}.out"
 
 
+def _exit_words(exit_code: str) -> tuple[str, str]:
+    """Slurm's ``CODE:SIGNAL`` as (" with exit code 3", "signal 9"); blanks for 0 or unknown."""
+    code, _, signal = exit_code.partition(":")
+    code_words = f" with exit code {code}" if code.isdigit() and int(code) else ""
+    signal_words = f"signal {signal}" if signal.isdigit() and int(signal) else ""
+    return code_words, signal_words
+
+
+def ended_job_summary(state: str, reason: str = "None", exit_code: str = "") -> str:
+    """How a job ended: ``"TIMEOUT (time limit reached)"``, ``"FAILED with exit code 3 (its
+    commands ended with an error)"``. ``exit_code`` is Slurm's ``CODE:SIGNAL``."""
+    code_words, signal_words = _exit_words(exit_code)
+    details = [ENDED_STATES.get(state, ""), signal_words]
+    if reason and reason != "None" and state != JOB_GONE:  # JOB_GONE's reason is ours
+        details.append(reason)
+    shown = [detail for detail in details if detail]
+    return state + code_words + (f" ({'; '.join(shown)})" if shown else "")
+
+
+def final_exit_code(status: JobStatus) -> str:
+    """The exit code, as Slurm prints it (``3:0``), of a job the accounting saw end."""
+    ended = status.ended
+    if ended is None or ended.exit_code is None:
+        return ""
+    return f"{ended.exit_code}:{ended.signal or 0}"
+
+
 def job_failure_message(
     job_id: str,
     state: str,
@@ -158,14 +205,8 @@ def job_failure_message(
     output_lines: list[str] | None = None,
 ) -> str:
     """What a user is told when the job ended before Jupyter started."""
-    text = f"Slurm job {job_id} ended before Jupyter started: {state}"
-    details = []
-    if reason and reason != "None":
-        details.append(reason)
-    if exit_code and exit_code not in ("0:0", "(null)"):
-        details.append(f"exit code {exit_code}")
-    if details:
-        text += f" ({', '.join(details)})"
+    summary = ended_job_summary(state, reason, exit_code)
+    text = f"Slurm job {job_id} ended before Jupyter started: {summary}"
     if output_lines:
         text += f". Last lines of {output_path}:\n" + "\n".join(output_lines)
     elif not output_path or output_path == "/dev/null":

@@ -3,8 +3,9 @@
 Every look goes through one hub-wide :class:`~.slurm.jobs.JobStatusPoller` (one ``squeue`` for
 all tracked jobs, however many servers run or spawns wait). A look that Slurm does not answer is
 "unknown", never "ended". A job that ends before its server reports a port fails the spawn at
-the next look, with its final state and reason from ``scontrol`` and the last lines of its
-output file.
+the next look, with its final state, reason and exit code and the last lines of its output
+file. They come from ``scontrol``, or from the accounting (``sacct``, through the poller) for a
+job slurmctld has already forgotten.
 """
 
 from __future__ import annotations
@@ -15,7 +16,13 @@ import pwd
 from typing import ClassVar
 
 from .job_progress import JobProgress
-from .job_reports import SpawnFailed, job_failure_message, pending_message, tail_output_file
+from .job_reports import (
+    SpawnFailed,
+    final_exit_code,
+    job_failure_message,
+    pending_message,
+    tail_output_file,
+)
 from .log_safe import log_safe
 from .slurm import services
 from .slurm.commands import SlurmCommandError
@@ -103,7 +110,7 @@ class JobWatch:
 
     async def _job_failure(self, status: JobStatus) -> SpawnFailed:
         """The error for a job that ended before its server reported a port."""
-        details = await self._job_details(status.job_id)
+        state, reason, exit_code = await self._final_state(status)
         # Not details["StdOut"]: the job's owner may have pointed it elsewhere.
         path = self._job_output_path
         lines: list[str] = []
@@ -111,20 +118,25 @@ class JobWatch:
             uid = self._user_uid()
             if uid is not None:
                 lines = tail_output_file(path, uid, self.job_output_lines)
-        message = job_failure_message(
-            status.job_id,
-            details.get("JobState", status.state),
-            details.get("Reason", status.reason),
-            details.get("ExitCode", ""),
-            path,
-            lines,
-        )
+        message = job_failure_message(status.job_id, state, reason, exit_code, path, lines)
         self.log.warning(
             "Spawn of %s failed: %s", log_safe(self._log_name), log_safe(message, 4000)
         )
-        self.job_status = details.get("JobState", status.state)
+        self.job_status = state
         # 502: the hub's upstream, the job, failed; not the hub itself (500).
         return SpawnFailed(message, 502)
+
+    async def _final_state(self, status: JobStatus) -> tuple[str, str, str]:
+        """State, reason and exit code (``3:0``) of a job that ended."""
+        if status.ended is not None:
+            # slurmctld has forgotten it (scontrol would not know it): the accounting told.
+            return status.state, status.reason, final_exit_code(status)
+        details = await self._job_details(status.job_id)
+        return (
+            details.get("JobState", status.state),
+            details.get("Reason", status.reason),
+            details.get("ExitCode", ""),
+        )
 
     async def _job_details(self, job_id: str) -> dict[str, str]:
         """``scontrol show job`` fields of one job (once per failed spawn); {} if unknown."""

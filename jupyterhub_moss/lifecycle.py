@@ -11,8 +11,9 @@ through a shell, asks ``squeue`` twice a second per pending spawn, reads any squ
 - every job state is read from one hub-wide :class:`~.slurm.jobs.JobStatusPoller`: one ``squeue``
   for all tracked jobs, however many servers run or spawns wait (:mod:`.job_watch`);
 - a job that ends before its server reports a port (:mod:`.port_report_receiver`) fails the
-  spawn at the next look, with the job's final state, reason and the last lines of its output
-  file (:mod:`.job_reports`);
+  spawn at the next look, with the job's final state, reason, exit code and the last lines of
+  its output file (:mod:`.job_reports`); for a job ``squeue`` has forgotten they come from
+  ``sacct`` when the site keeps accounting;
 - progress events are plain text (:mod:`.job_progress`): the job id and partition, the Slurm
   reason while pending with the expected start, the node it runs on;
 - an unanswered or failing ``squeue`` is "unknown", never "stopped".
@@ -45,7 +46,7 @@ from traitlets import Float, Integer, Unicode, default
 from .batch_script import default_template
 from .context import SpawnRequest
 from .job_progress import JobProgress
-from .job_reports import SpawnFailed, job_output_path
+from .job_reports import SpawnFailed, ended_job_summary, final_exit_code, job_output_path
 from .job_script import JobScript
 from .job_submission import JobSubmission
 from .job_watch import JobWatch
@@ -298,11 +299,10 @@ class SlurmJobLifecycle(JobWatch, JobSubmission, JobScript, PortReportReceiver, 
                 )
             return None
         self.log.info(
-            "Job %s of %s has ended: %s (%s)",
+            "Job %s of %s has ended: %s",
             job_id,
             log_safe(self._log_name),
-            log_safe(status.state),
-            log_safe(status.reason),
+            log_safe(ended_job_summary(status.state, status.reason, final_exit_code(status))),
         )
         self._forget_job(job_id)
         self.clear_state()

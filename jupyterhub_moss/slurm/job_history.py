@@ -1,5 +1,5 @@
 """How jobs ended, from the accounting database, once ``squeue`` has forgotten them:
-:func:`sacct_args` and :func:`parse_sacct`.
+:func:`sacct_args` and :func:`parse_sacct`, and :class:`EndedJobLookup`, which runs them.
 
 slurmctld forgets a job ``MinJobAge`` seconds after it ends (five minutes by default), so a hub
 that looks later (a hub restart, a slow poll) gets nothing from ``squeue``. ``sacct`` still has
@@ -9,12 +9,29 @@ the job's final state, reason and exit code when the site runs slurmdbd.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+import math
+import time
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from ..log_safe import log_safe
+from .accounting import accounting_is_off
+from .commands import SlurmCommandError
 
-__all__ = ["SACCT_FIELDS", "EndedJob", "parse_sacct", "sacct_args"]
+if TYPE_CHECKING:
+    from .commands import SlurmRunner
+
+__all__ = [
+    "ACCOUNTING_OFF_RECHECK",
+    "PAUSE_AFTER_FAILURE",
+    "SACCT_FIELDS",
+    "SACCT_TIMEOUT",
+    "EndedJob",
+    "EndedJobLookup",
+    "parse_sacct",
+    "sacct_args",
+]
 
 log = logging.getLogger(__name__)
 
@@ -91,3 +108,89 @@ def parse_sacct(text: str) -> dict[str, EndedJob]:
             nodes=values["NodeList"],
         )
     return jobs
+
+
+# ---------------------------------------------------------------------------------------------
+# Asking sacct
+
+#: Seconds one ``sacct`` may take. It only adds detail to jobs already known to have ended, and
+#: the poll that asks it holds every other job's news meanwhile, so it gets less than a query.
+SACCT_TIMEOUT = 5.0
+#: After sacct failed (slurmdbd down or slow), seconds during which jobs leaving ``squeue`` are
+#: reported "gone" without asking it: each try could hold a poll for :data:`SACCT_TIMEOUT`.
+PAUSE_AFTER_FAILURE = 60.0
+#: After sacct said the cluster has no accounting, seconds before it is asked again.
+ACCOUNTING_OFF_RECHECK = 3600.0
+
+
+class EndedJobLookup:
+    """How jobs ended, for the job poller: one ``sacct`` per call, however many jobs.
+
+    It never raises: whatever goes wrong, the answer is ``{}`` (no record), and the jobs stay
+    "gone" as they would be without accounting. A failure is logged once, not at every call.
+
+    "No accounting" is remembered for :data:`ACCOUNTING_OFF_RECHECK`: sacct decides it from the
+    local slurm.conf (``AccountingStorageType``), which only changes when an admin reconfigures
+    the site, so asking at every job that ends would cost a process for an answer known in
+    advance. Asking again hourly still notices a site that turned slurmdbd on while the hub ran.
+    """
+
+    def __init__(
+        self,
+        runner: SlurmRunner,
+        *,
+        timeout: float = SACCT_TIMEOUT,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._runner = runner
+        # never longer than the admin's slurm_timeout (a test's stand-in may have none)
+        self._timeout = min(timeout, float(getattr(runner, "timeout", timeout)))
+        self._clock = clock
+        self._quiet_until = -math.inf  # no sacct before this clock() (off, or failing)
+        self._failing = False  # the last sacct failed, and the log said so
+        self.accounting_off = False
+
+    async def __call__(self, job_ids: Collection[str]) -> dict[str, EndedJob]:
+        """The accounting records of ``job_ids`` (those it has), by job id."""
+        try:
+            args = sacct_args(job_ids)
+        except ValueError:
+            return {}
+        if self._clock() < self._quiet_until:
+            return {}
+        try:
+            out = await self._runner.run("sacct", args, timeout=self._timeout)
+        except Exception as error:  # whatever it is, the job has still ended: say "gone"
+            self._failed(error, len(job_ids))
+            return {}
+        self._answered()
+        return parse_sacct(out)
+
+    def _failed(self, error: Exception, jobs: int) -> None:
+        message = error.stderr if isinstance(error, SlurmCommandError) else ""
+        if accounting_is_off(message or str(error)):
+            self._quiet_until = self._clock() + ACCOUNTING_OFF_RECHECK
+            if not self.accounting_off:
+                log.warning(
+                    "Slurm has no accounting database (sacct: %s): jobs that leave squeue "
+                    "are reported as gone, without their final state",
+                    log_safe(message.strip() or error),
+                )
+            self.accounting_off = True
+            return
+        self._quiet_until = self._clock() + PAUSE_AFTER_FAILURE
+        log.log(
+            logging.DEBUG if self._failing else logging.WARNING,
+            "sacct failed, %d ended job(s) reported as gone without their final state "
+            "(not asked again for %.0f s): %s",
+            jobs,
+            PAUSE_AFTER_FAILURE,
+            log_safe(error),
+            exc_info=not isinstance(error, SlurmCommandError),
+        )
+        self._failing = True
+
+    def _answered(self) -> None:
+        if self._failing or self.accounting_off:
+            log.info("sacct answers again: ended jobs get their final state")
+        self._failing = self.accounting_off = False

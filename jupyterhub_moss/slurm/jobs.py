@@ -8,8 +8,11 @@ tracked jobs at once, never more often than ``min_interval``, and in the backgro
 What an answer means:
 
 - an error or a timeout means *unknown*: the last known status stays, nothing is declared dead;
-- a job missing from squeue's answer is looked up once more before it is declared gone
-  (:data:`~jupyterhub_moss.slurm.models.JOB_GONE`).
+- a job missing from squeue's answer is looked up once more before it is declared ended;
+- jobs declared ended in one poll are asked about in one ``sacct`` (:mod:`.job_history`), once:
+  their status carries the accounting's final state, reason and exit code (``ended``). Without
+  an answer (no accounting, sacct failing, no record) the job is
+  :data:`~jupyterhub_moss.slurm.models.JOB_GONE`, as it always was.
 """
 
 from __future__ import annotations
@@ -20,16 +23,21 @@ from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass
 
 from .commands import SlurmCommandError, SlurmRunner
+from .job_history import EndedJob, EndedJobLookup
 from .job_status import parse_squeue, squeue_args
 from .models import JOB_GONE, JobStatus
+from .nodes import first_hostname
 from .refresher import BackgroundRefresher
 
 #: How many polls in a row must miss a job before it is declared gone.
 MISSES_BEFORE_GONE = 2
 
 JobQuery = Callable[[Collection[str]], Awaitable[Mapping[str, JobStatus]]]
-# what one poll read: the ids asked about, and the statuses squeue gave for them
-_Answer = tuple[list[str], Mapping[str, JobStatus]]
+#: How jobs that left squeue ended; must not raise (``{}`` when it cannot tell).
+EndedJobQuery = Callable[[Collection[str]], Awaitable[Mapping[str, EndedJob]]]
+# what one poll read: the ids asked about, the statuses squeue gave for them, and the
+# accounting records of those it declares ended now
+_Answer = tuple[list[str], Mapping[str, JobStatus], Mapping[str, EndedJob]]
 
 
 async def query_jobs(runner: SlurmRunner, job_ids: Collection[str]) -> dict[str, JobStatus]:
@@ -49,6 +57,20 @@ async def query_jobs(runner: SlurmRunner, job_ids: Collection[str]) -> dict[str,
     return parse_squeue(out)
 
 
+def gone_status(job_id: str, ended: EndedJob | None) -> JobStatus:
+    """The final status of a job squeue no longer knows: the accounting's record when it has
+    a final one, else :data:`JOB_GONE`."""
+    if ended is not None:
+        status = JobStatus(
+            job_id, ended.state, ended.reason, first_hostname(ended.nodes), None, ended
+        )
+        # A record still RUNNING (slurmdbd lagging, a controller that lost its state) says
+        # nothing of the end: following it would keep asking squeue about a job it forgot.
+        if status.finished:
+            return status
+    return JobStatus(job_id, JOB_GONE, "not known to Slurm", "", None)
+
+
 @dataclass
 class _TrackedJob:
     status: JobStatus | None = None
@@ -57,7 +79,9 @@ class _TrackedJob:
 
 
 class JobStatusPoller(BackgroundRefresher[_Answer]):
-    """Hub-wide job states. ``query`` defaults to :func:`query_jobs` with ``runner``.
+    """Hub-wide job states. ``query`` defaults to :func:`query_jobs` with ``runner``, and
+    ``ended_query`` to an :class:`~.job_history.EndedJobLookup` of ``runner`` (none without
+    a runner: jobs that leave squeue are then simply gone).
 
     The background poll runs while a tracked job may still change, and ends when none can.
     """
@@ -72,12 +96,15 @@ class JobStatusPoller(BackgroundRefresher[_Answer]):
         min_interval: float = 1.0,
         jitter: float = 0.1,
         query: JobQuery | None = None,
+        ended_query: EndedJobQuery | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if query is None:
             if runner is None:
                 raise TypeError("JobStatusPoller needs a runner or a query function")
             query = functools.partial(query_jobs, runner)
+        if ended_query is None and runner is not None:
+            ended_query = EndedJobLookup(runner, clock=clock)
         super().__init__(
             max(float(interval), min_interval, 1.0),
             min_interval=max(float(min_interval), 0.1),
@@ -85,6 +112,7 @@ class JobStatusPoller(BackgroundRefresher[_Answer]):
             clock=clock,
         )
         self._query = query
+        self._ended_query = ended_query
         self._jobs: dict[str, _TrackedJob] = {}
         self._querying: frozenset[str] = frozenset()  # ids of the squeue running now
 
@@ -161,29 +189,57 @@ class JobStatusPoller(BackgroundRefresher[_Answer]):
 
     async def _read(self) -> _Answer:
         ids = self._active_ids()
+        # Until the whole read is done (sacct too): a job tracked meanwhile waits for the next.
         self._querying = frozenset(ids)
         try:
-            return ids, await self._query(ids)
+            found = await self._query(ids)
+            ended = await self._ask_how_they_ended(self._ending_now(ids, found))
+            return ids, found, ended
         finally:
             self._querying = frozenset()
 
+    def _ending_now(self, ids: list[str], found: Mapping[str, JobStatus]) -> list[str]:
+        """The jobs this answer will declare ended: missing once before, and missing again."""
+        return [
+            job_id
+            for job_id in ids
+            if job_id not in found
+            and job_id in self._jobs
+            and self._jobs[job_id].misses + 1 >= MISSES_BEFORE_GONE
+        ]
+
+    async def _ask_how_they_ended(self, job_ids: list[str]) -> Mapping[str, EndedJob]:
+        # Once per job: a job declared ended is never polled again, so never looked up again.
+        if not job_ids or self._ended_query is None:
+            return {}
+        try:
+            return await self._ended_query(job_ids)
+        except Exception:  # an injected query that broke: the jobs are gone all the same
+            self._log.warning("looking up how jobs ended failed", exc_info=True)
+            return {}
+
     def _apply(self, answer: _Answer) -> None:
-        ids, found = answer
+        ids, found, ended = answer
         now = self._clock()
         for job_id in ids:
             entry = self._jobs.get(job_id)
             if entry is None:  # forgotten while squeue ran
                 continue
-            self._record(job_id, entry, found.get(job_id), now)
+            self._record(job_id, entry, found.get(job_id), ended.get(job_id), now)
 
     def _record(
-        self, job_id: str, entry: _TrackedJob, status: JobStatus | None, now: float
+        self,
+        job_id: str,
+        entry: _TrackedJob,
+        status: JobStatus | None,
+        ended: EndedJob | None,
+        now: float,
     ) -> None:
         if status is not None:
             entry.status, entry.misses, entry.checked_at = status, 0, now
             return
         entry.misses += 1
         if entry.misses >= MISSES_BEFORE_GONE:
-            entry.status = JobStatus(job_id, JOB_GONE, "not known to Slurm", "", None)
+            entry.status = gone_status(job_id, ended)
             entry.checked_at = now
         # else: keep the previous status (still unchecked if none) until the second look

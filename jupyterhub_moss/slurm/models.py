@@ -1,7 +1,8 @@
 """Plain data that the Slurm layer hands to the rest of the package.
 
 Everything here is immutable and built only by the parsers of :mod:`jupyterhub_moss.slurm`
-(:mod:`.partitions`, :mod:`.reservations`, :mod:`.job_status`); nothing in it runs a command.
+(:mod:`.partitions`, :mod:`.reservations`, :mod:`.job_status`, :mod:`.job_history`) and the job
+poller; nothing in it runs a command.
 Times are timezone-aware UTC datetimes; durations are seconds, with ``None`` meaning "no limit"
 (Slurm's ``infinite``/``UNLIMITED``).
 """
@@ -10,6 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+
+from .job_history import EndedJob
 
 
 @dataclass(frozen=True)
@@ -58,7 +61,8 @@ class Reservation:
 
 
 #: Not a Slurm state: slurmctld no longer knows the job (checked twice), e.g. it ended more
-#: than ``MinJobAge`` ago.
+#: than ``MinJobAge`` ago, and the accounting database (``sacct``) has no final state for it:
+#: the site has none, it failed, or it never heard of the job.
 JOB_GONE = "GONE"
 
 # Slurm's long job states, grouped by what a spawner makes of them.
@@ -75,6 +79,9 @@ class JobStatus:
     reason: str  # "None" when Slurm has nothing to say
     node: str  # batch host (else first allocated node); "" while pending
     expected_start: datetime | None  # only while pending and when Slurm knows
+    # How it ended, from sacct, for a job squeue had forgotten; then ``state`` and ``reason``
+    # are sacct's too. None for anything squeue answered, and for JOB_GONE.
+    ended: EndedJob | None = None
 
     @property
     def waiting(self) -> bool:

@@ -90,12 +90,13 @@ def test_failure_message_with_and_without_output():
         "12", "FAILED", "NonZeroExitCode", "2:0", "/home/a/slurm-12.out", ["boom"]
     )
     assert with_output == (
-        "Slurm job 12 ended before Jupyter started: FAILED (NonZeroExitCode, exit code 2:0). "
-        "Last lines of /home/a/slurm-12.out:\nboom"
+        "Slurm job 12 ended before Jupyter started: FAILED with exit code 2 (its commands "
+        "ended with an error; NonZeroExitCode). Last lines of /home/a/slurm-12.out:\nboom"
     )
     without = job_failure_message("12", "CANCELLED", "None", "0:15", "/dev/null")
     assert without.startswith(
-        "Slurm job 12 ended before Jupyter started: CANCELLED (exit code 0:15)"
+        "Slurm job 12 ended before Jupyter started: CANCELLED (cancelled by its owner or an "
+        "administrator; signal 15)"
     )
     assert "output was not saved" in without
 

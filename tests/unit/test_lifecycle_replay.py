@@ -2,9 +2,12 @@
 
 Every answer is one the local cluster gave (``tests/fixtures/slurm/lifecycle_*``, captured by
 ``capture_lifecycle.py`` there): job 1 pended for Resources, ran, then failed because its
-Jupyter did not exist; job 2 was a server its user cancelled; job 3 completed. Each test says
-what the spawner ran (command, arguments, and as whom) as well as what it made of the answers.
-The real cluster's version of these is ``tests/slurm/test_lifecycle*.py``.
+Jupyter did not exist; job 2 was a server its user cancelled; job 3 completed. ``sacct``'s
+answers about a job squeue forgot are the accounting's real ones (``accounting_*``), except
+the records of these three jobs, which are written in the format sacct printed for others.
+Each test says what the spawner ran (command, arguments, and as whom) as well as what it made
+of the answers. The real cluster's version of these is ``tests/slurm/test_lifecycle*.py`` and
+``tests/slurm/test_job_history.py``.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from support.replay_slurm import FIXTURES, ME, ReplaySlurm, ReplaySpawner, Reply
 from tornado import web
 
 from jupyterhub_moss.job_reports import SpawnFailed
+from jupyterhub_moss.slurm.job_history import sacct_args
 
 pytestmark = pytest.mark.unit
 
@@ -28,11 +32,24 @@ SERVER_JOB = Reply.captured("squeue_cancelled").stdout.split("|")[0]  # cancelle
 DONE_JOB = Reply.captured("squeue_completed").stdout.split("|")[0]  # completed
 AS_USER = f"sudo -E -u {ME}"
 OUTPUT_LINES = (FIXTURES / "lifecycle_job_output.txt").read_text()  # the failed job's own
+# sacct about a job it has no record of, and on a cluster without accounting (exit 1)
+SACCT_NO_RECORD = Reply(stdout=(FIXTURES / "accounting_sacct_unknown.txt").read_text())
+SACCT_OFF = Reply(stderr=(FIXTURES / "accounting_off_sacct.err").read_text(), returncode=1)
+
+
+def sacct_record(job_id: str, state: str, exit_code: str) -> Reply:
+    """sacct's record of one of the jobs above (``-n -P -X``, the package's fields)."""
+    return Reply(stdout=f"{job_id}|{state}|{exit_code}|None|physics|normal|gpu|localhost\n")
 
 
 def squeue(job_id: str) -> str:
     """The poller's squeue, as the captures ran it: as the hub (no user prefix)."""
     return f"squeue -h -t all -j {job_id} -o {shlex.quote('%i|%T|%B|%N|%S|%r')}"
+
+
+def sacct(job_id: str) -> str:
+    """The poller's sacct about a job squeue forgot, as the hub."""
+    return shlex.join(["sacct", *sacct_args([job_id])])
 
 
 def run(coroutine):
@@ -121,7 +138,7 @@ def test_a_job_gone_from_squeue_while_pending_fails_with_its_final_state_and_out
     replies = {
         "sbatch": [SBATCH],
         "squeue": [Reply.captured("squeue_pending"), Reply.captured("squeue_unknown_job")],
-        "scontrol": [Reply.captured("scontrol_failed")],
+        "sacct": [sacct_record(FAILED_JOB, "FAILED", "2:0")],
     }
     spawner = spawner_for(tmp_path, replies, output="true")
 
@@ -129,21 +146,67 @@ def test_a_job_gone_from_squeue_while_pending_fails_with_its_final_state_and_out
 
     assert isinstance(error, SpawnFailed) and error.status_code == 502
     assert str(error) == (
-        f"Slurm job {FAILED_JOB} ended before Jupyter started: FAILED (NonZeroExitCode, "
-        f"exit code 2:0). Last lines of {tmp_path}/slurm-{FAILED_JOB}.out:\n" + OUTPUT_LINES.strip()
+        f"Slurm job {FAILED_JOB} ended before Jupyter started: FAILED with exit code 2 (its "
+        "commands ended with an error). "
+        f"Last lines of {tmp_path}/slurm-{FAILED_JOB}.out:\n" + OUTPUT_LINES.strip()
     )
     assert [m.split(" (")[0] for m in messages] == [
         f"Submitted job {FAILED_JOB} to partition gpu",
         "Waiting for resources",
     ]
+    # the accounting told how it ended: no scontrol, which no longer knows the job either
     assert spawner.slurm.ran() == [
         f"{AS_USER} sbatch --parsable",
         squeue(FAILED_JOB),
-        f"scontrol show job -o {FAILED_JOB}",
+        sacct(FAILED_JOB),
     ]
     # gone means missing from two answers in a row, never from one
     assert len(spawner.slurm.calls_of("squeue")) >= 3
+    assert len(spawner.slurm.calls_of("sacct")) == 1
     assert spawner.job_status == "FAILED"
+
+
+@pytest.mark.parametrize("sacct_answer", [SACCT_NO_RECORD, SACCT_OFF], ids=["no-record", "off"])
+def test_a_job_gone_without_an_accounting_record_fails_with_what_scontrol_says(
+    tmp_path, sacct_answer
+):
+    replies = {
+        "sbatch": [SBATCH],
+        "squeue": [Reply.captured("squeue_pending"), Reply.captured("squeue_unknown_job")],
+        "sacct": [sacct_answer],
+        "scontrol": [Reply.captured("scontrol_failed")],
+    }
+    spawner = spawner_for(tmp_path, replies)
+
+    error, _ = run(start_following(spawner))
+
+    assert str(error).startswith(
+        f"Slurm job {FAILED_JOB} ended before Jupyter started: FAILED with exit code 2 (its "
+        "commands ended with an error; NonZeroExitCode)."
+    )
+    assert spawner.slurm.ran() == [
+        f"{AS_USER} sbatch --parsable",
+        squeue(FAILED_JOB),
+        sacct(FAILED_JOB),
+        f"scontrol show job -o {FAILED_JOB}",
+    ]
+
+
+def test_a_job_nobody_remembers_fails_saying_so(tmp_path):
+    replies = {
+        "sbatch": [SBATCH],
+        "squeue": [Reply.captured("squeue_pending"), Reply.captured("squeue_unknown_job")],
+        "sacct": [SACCT_OFF],
+        "scontrol": [Reply.captured("squeue_unknown_job")],  # the same "Invalid job id"
+    }
+    spawner = spawner_for(tmp_path, replies)
+
+    error, _ = run(start_following(spawner))
+
+    assert str(error).startswith(
+        f"Slurm job {FAILED_JOB} ended before Jupyter started: GONE (Slurm no longer knows the "
+        "job and has no record of how it ended)."
+    )
 
 
 def test_a_job_that_fails_after_it_started_running_fails_the_spawn_saying_why(tmp_path):
@@ -162,8 +225,9 @@ def test_a_job_that_fails_after_it_started_running_fails_the_spawn_saying_why(tm
 
     assert isinstance(error, SpawnFailed) and error.status_code == 502
     assert str(error) == (
-        f"Slurm job {FAILED_JOB} ended before Jupyter started: FAILED (NonZeroExitCode, "
-        "exit code 2:0). The job's output was not saved; tick the output option to keep a log."
+        f"Slurm job {FAILED_JOB} ended before Jupyter started: FAILED with exit code 2 (its "
+        "commands ended with an error; NonZeroExitCode). The job's output was not saved; tick "
+        "the output option to keep a log."
     )
     assert messages[-1] == "Running on node localhost, waiting for Jupyter to start"
     assert spawner.slurm.ran() == [
@@ -314,7 +378,7 @@ def test_a_poll_after_the_job_ended_gives_its_status_and_clears_the_state(
     ids=["one-id", "several-ids"],
 )
 def test_a_job_slurm_no_longer_knows_has_ended_at_the_second_look_not_the_first(tmp_path, unknown):
-    spawner = spawner_for(tmp_path, {"squeue": [unknown]})
+    spawner = spawner_for(tmp_path, {"squeue": [unknown], "sacct": [SACCT_NO_RECORD]})
     spawner.load_state(running())
 
     async def two_polls() -> list[int | None]:
@@ -322,7 +386,35 @@ def test_a_job_slurm_no_longer_knows_has_ended_at_the_second_look_not_the_first(
 
     assert run(two_polls()) == [None, 1]
     assert spawner.job_id == ""
-    assert spawner.slurm.ran() == [squeue(FAILED_JOB)]
+    assert spawner.slurm.ran() == [squeue(FAILED_JOB), sacct(FAILED_JOB)]
+
+
+@pytest.mark.parametrize(
+    ("state", "exit_code", "status", "logged"),
+    [
+        ("COMPLETED", "0:0", 0, "COMPLETED (its commands ended without an error)"),
+        ("TIMEOUT", "0:15", 1, "TIMEOUT (time limit reached; signal 15)"),
+        ("OUT_OF_MEMORY", "0:125", 1, "OUT_OF_MEMORY (out of memory: it used more memory"),
+        ("FAILED", "3:0", 1, "FAILED with exit code 3 (its commands ended with an error)"),
+    ],
+)
+def test_a_server_that_left_squeue_ends_with_the_accountings_state_in_the_log(
+    tmp_path, caplog, state, exit_code, status, logged
+):
+    replies = {
+        "squeue": [Reply.captured("squeue_unknown_job")],
+        "sacct": [sacct_record(SERVER_JOB, state, exit_code)],
+    }
+    spawner = spawner_for(tmp_path, replies)
+    spawner.load_state(running(SERVER_JOB))
+
+    async def polls() -> list[int | None]:
+        return [await spawner.poll(), await spawner.poll()]
+
+    with caplog.at_level("INFO"):
+        assert run(polls()) == [None, status]
+    assert f"Job {SERVER_JOB} of {ME} has ended: {logged}" in caplog.text
+    assert spawner.slurm.ran() == [squeue(SERVER_JOB), sacct(SERVER_JOB)]
 
 
 def test_a_poll_of_a_spawn_a_dead_hub_left_unfinished_cancels_its_job(tmp_path):
@@ -347,13 +439,19 @@ def test_stop_cancels_as_the_user_and_waits_until_slurm_says_the_job_ended(tmp_p
     replies = {
         "scancel": [Reply.captured("scancel")],
         "squeue": [server_running, server_running, ended],
+        "sacct": [sacct_record(SERVER_JOB, "CANCELLED by 1001", "0:0")],
     }
     spawner = spawner_for(tmp_path, replies)
     spawner.load_state(running(SERVER_JOB))
 
     run(spawner.stop())
 
-    assert spawner.slurm.ran() == [f"{AS_USER} scancel {SERVER_JOB}", squeue(SERVER_JOB)]
+    listed = ended.stdout.strip() != ""
+    assert spawner.slurm.ran() == [
+        f"{AS_USER} scancel {SERVER_JOB}",
+        squeue(SERVER_JOB),
+        *([] if listed else [sacct(SERVER_JOB)]),
+    ]
     assert len(spawner.slurm.calls_of("squeue")) >= 3  # it waited for the end
     assert spawner.poller.latest(SERVER_JOB) is None
 
@@ -372,13 +470,18 @@ def test_stopping_a_job_slurm_no_longer_knows_is_no_error(tmp_path, scancel):
     replies = {
         "scancel": [Reply.captured(scancel)],
         "squeue": [Reply.captured("squeue_unknown_job")],
+        "sacct": [SACCT_NO_RECORD],
     }
     spawner = spawner_for(tmp_path, replies)
     spawner.load_state(running())
 
     run(spawner.stop())
 
-    assert spawner.slurm.ran() == [f"{AS_USER} scancel {FAILED_JOB}", squeue(FAILED_JOB)]
+    assert spawner.slurm.ran() == [
+        f"{AS_USER} scancel {FAILED_JOB}",
+        squeue(FAILED_JOB),
+        sacct(FAILED_JOB),
+    ]
 
 
 # -- the seam itself --------------------------------------------------------------------------
