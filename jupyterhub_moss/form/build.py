@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from datetime import datetime, timezone
 
 from ..context import FormContext
-from ..limits import PartitionLimits
+from ..limits import PartitionLimits, charged_limits
 from ..options import FIELD_NAMES
 from . import choices
 from .availability import availability_view
@@ -67,7 +67,9 @@ def build_view(
     now = now or datetime.now(timezone.utc)
     errors = dict(errors or {})
     shown = tab_partitions(ctx.limits, tab)
-    partition = _chosen_partition(ctx, shown, values)
+    offered = _chosen_partition(ctx, shown, values)
+    # the form's maxima and hints are those of the chosen account and QOS
+    partition = charged_limits(offered, values.get("account", ""), values.get("qos", ""))
     fields = _fields(values, errors, partition.name)
     on_tab = _fields_on_tab(ctx, tab, partition)
     return FormView(
@@ -99,4 +101,10 @@ def build_view(
         memory_hint=choices.memory_hint(partition),
         runtime_hint=choices.runtime_hint(partition),
         link_came_from=link_came_from,
+        account_choices=choices.account_choices(partition, fields["account"].value),
+        qos_choices=choices.qos_choices(
+            partition, fields["account"].value, fields["qos"].value
+        ),
+        fixed_account=ctx.policy.fixed_account,
+        fixed_qos=ctx.policy.fixed_qos,
     )

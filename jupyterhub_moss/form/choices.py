@@ -121,14 +121,52 @@ def reservation_choices(
     return choices
 
 
+def limit_source(part: PartitionLimits, limit: str) -> str:
+    """" (QOS long)" when a QOS or an account sets ``limit``, else "" (the partition's own)."""
+    source = part.source_of(limit)
+    return f" ({source})" if source.startswith(("QOS ", "account ")) else ""
+
+
 def memory_hint(part: PartitionLimits) -> str:
     memory = part.max_memory_mb
     if memory:
-        return f"Empty for Slurm's default; at most {memory_text(memory)} (a whole node)."
+        why = limit_source(part, "memory") or " (a whole node)"
+        return f"Empty for Slurm's default; at most {memory_text(memory)}{why}."
     return "Empty for Slurm's default. Examples: 512M, 16G."
 
 
 def runtime_hint(part: PartitionLimits) -> str:
     if part.max_runtime is not None:
-        return f"hh:mm:ss, at most {format_slurm_duration(part.max_runtime)}."
+        at_most = format_slurm_duration(part.max_runtime)
+        return f"hh:mm:ss, at most {at_most}{limit_source(part, 'runtime')}."
     return "hh:mm:ss."
+
+
+def account_choices(part: PartitionLimits, current: str) -> list[Choice]:
+    """The user's accounts on this partition, their default account first and marked."""
+    return [
+        Choice(
+            choice.name,
+            f"{choice.name} (your default)" if index == 0 else choice.name,
+            choice.name == current,
+        )
+        for index, choice in enumerate(part.accounts)
+    ]
+
+
+def qos_choices(part: PartitionLimits, account: str, current: str) -> list[Choice]:
+    """The QOS the account may use on this partition, each with its run-time limit."""
+    choice = part.account(account)
+    if choice is None:
+        return []
+    shown = []
+    for name in choice.qos:
+        limits = part.qos_limits.get(name)
+        words = [name]
+        if limits is not None and limits.max_runtime is not None:
+            words.append(f"up to {format_slurm_duration(limits.max_runtime)}")
+        if name == choice.default_qos:
+            words.append("default")
+        label = words[0] + (f" ({', '.join(words[1:])})" if len(words) > 1 else "")
+        shown.append(Choice(name, label, name == current))
+    return shown

@@ -48,6 +48,8 @@ FIELD_LABELS = {
     "environment_id": "environment",
     "environment_path": "custom environment path",
     "environment_modules": "custom environment modules",
+    "account": "account",
+    "qos": "QOS",
 }
 #: Keys a browser form or link may send that are not spawn options (the page's own state).
 FORM_ONLY_KEYS = frozenset({"_xsrf", "moss_tab"})

@@ -6,7 +6,7 @@ Built by :mod:`.build` and rendered by :mod:`.templates`; nothing here reads the
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import quote
 
 from .._version import __version__
@@ -150,6 +150,21 @@ class FormView:
     runtime_hint: str
     #: Where a query spawn held for the user's click came from (see handlers.spawn_page), or "".
     link_came_from: str = ""
+    #: The user's accounts and the chosen account's QOS on this partition ([] when the hub
+    #: does not know them), and the admin's req_account / req_qos, shown as fixed.
+    account_choices: list[Choice] = field(default_factory=list)
+    qos_choices: list[Choice] = field(default_factory=list)
+    fixed_account: str = ""
+    fixed_qos: str = ""
+
+    @property
+    def shows_charge(self) -> bool:
+        return bool(self.account_choices or self.fixed_account or self.fixed_qos)
+
+    def limit_source(self, limit: str) -> str:
+        """" (QOS short)" when a QOS or an account sets this limit of the form."""
+        source = self.partition.source_of(limit)
+        return f" ({source})" if source.startswith(("QOS ", "account ")) else ""
 
     @property
     def tabs(self) -> list[TabView]:
