@@ -152,7 +152,7 @@ def _associations(name: str, accounting: UserAccounting) -> UserAssociations | N
 def _staleness(accounting: UserAccounting) -> str:
     if accounting.error is None:
         return ""
-    if accounting.taken_at is None:
+    if accounting.taken_at is None or not accounting.known:
         return "Your accounts could not be read: the accounting database did not answer."
     age = int((datetime.now(timezone.utc) - accounting.taken_at).total_seconds())
     return (

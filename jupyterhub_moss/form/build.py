@@ -102,9 +102,7 @@ def build_view(
         runtime_hint=choices.runtime_hint(partition),
         link_came_from=link_came_from,
         account_choices=choices.account_choices(partition, fields["account"].value),
-        qos_choices=choices.qos_choices(
-            partition, fields["account"].value, fields["qos"].value
-        ),
+        qos_choices=choices.qos_choices(partition, fields["account"].value, fields["qos"].value),
         fixed_account=ctx.policy.fixed_account,
         fixed_qos=ctx.policy.fixed_qos,
     )

@@ -122,7 +122,7 @@ def reservation_choices(
 
 
 def limit_source(part: PartitionLimits, limit: str) -> str:
-    """" (QOS long)" when a QOS or an account sets ``limit``, else "" (the partition's own)."""
+    """ " (QOS long)" when a QOS or an account sets ``limit``, else "" (the partition's own)."""
     source = part.source_of(limit)
     return f" ({source})" if source.startswith(("QOS ", "account ")) else ""
 

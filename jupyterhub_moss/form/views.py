@@ -162,7 +162,7 @@ class FormView:
         return bool(self.account_choices or self.fixed_account or self.fixed_qos)
 
     def limit_source(self, limit: str) -> str:
-        """" (QOS short)" when a QOS or an account sets this limit of the form."""
+        """ " (QOS short)" when a QOS or an account sets this limit of the form."""
         source = self.partition.source_of(limit)
         return f" ({source})" if source.startswith(("QOS ", "account ")) else ""
 

@@ -24,6 +24,7 @@ from support.cluster_hub import (
 )
 from support.cluster_partitions import CLUSTER_PARTITIONS, JOBENV_BIN
 from support.hub import running_hub, xsrf_from_page
+from support.infra import CLUSTER_SCRIPT
 
 pytestmark = pytest.mark.accounting
 
@@ -292,3 +293,60 @@ def test_page_views_do_not_grow_the_accounting_databases_load(slurm_cluster, sit
     reads = dbd_count(env, "DBD_GET_USERS") - users_before
     # the stats command itself is no DBD_GET_USERS; background reads: one per 5 s at most
     assert reads <= int(elapsed / 5) + 2, (reads, elapsed)
+
+
+# -- slurmdbd down ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def fresh_hub(accounting_cluster, slurm_cluster, hub_infra, tmp_path):
+    """A hub of its own: its accounting view has seen nobody yet."""
+    with running_hub(tmp_path / "fresh", CONFIG, env=slurm_cluster.env) as hub:
+        yield hub
+
+
+def sacctmgr_answers(env) -> bool:
+    done = subprocess.run(
+        ["sacctmgr", "-n", "show", "qos"], env=env, capture_output=True, timeout=30
+    )
+    return done.returncode == 0
+
+
+def test_the_page_works_while_slurmdbd_is_down_and_says_the_choices_may_be_stale(
+    slurm_cluster, fresh_hub
+):
+    env = slurm_cluster.env
+    alice, bob = login(fresh_hub, "alice"), login(fresh_hub, "bob")
+    assert options_of(fragment(fresh_hub, alice, partition="cpu"), "account") == [
+        "physics",
+        "chemistry",
+    ]
+    outage = subprocess.Popen(
+        [str(CLUSTER_SCRIPT), "restart-accounting", "--down", "30"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for(lambda: not sacctmgr_answers(env), 15)
+        # within one refresh (5 s, doubled after a failure), alice's choices are kept and flagged
+        wait_for(
+            lambda: fragment(fresh_hub, alice, partition="cpu").find(class_="moss-accounting-note")
+        )
+        kept = fragment(fresh_hub, alice, partition="cpu")
+        assert options_of(kept, "account") == ["physics", "chemistry"]
+        assert "may be out of date" in kept.find(class_="moss-accounting-note").get_text(" ")
+        # bob was never read: his page still works, says so, and offers no made-up accounts
+        bobs = fragment(fresh_hub, bob, partition="cpu")
+        assert options_of(bobs, "account") == []
+        assert "could not be read" in bobs.find(class_="moss-accounting-note").get_text(" ")
+        assert page(fresh_hub, bob).find(id="moss-form") is not None
+    finally:
+        assert outage.wait(timeout=90) == 0
+    # back: the note goes within one refresh
+    wait_for(
+        lambda: (
+            fragment(fresh_hub, alice, partition="cpu").find(class_="moss-accounting-note") is None
+        ),
+        40,
+    )

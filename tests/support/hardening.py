@@ -34,7 +34,16 @@ from hypothesis import strategies as st
 from jupyterhub_moss.config import load_partitions
 from jupyterhub_moss.limits import PartitionLimits, merge_partition_limits
 from jupyterhub_moss.options import FIELD_NAMES, OptionsPolicy, UserOptions
+from jupyterhub_moss.slurm.accounting import (
+    QOS_ARGS,
+    UserAssociations,
+    parse_qos,
+    parse_user_associations,
+    user_association_args,
+)
+from jupyterhub_moss.slurm.partition_access import PARTITION_ARGS, parse_partition_access
 from jupyterhub_moss.slurm.partitions import SINFO_ARGS, parse_sinfo
+from jupyterhub_moss.user_access import UserAccess, unix_groups
 
 from .cluster_hub import cluster_hub_config
 from .cluster_partitions import CLUSTER_PARTITIONS
@@ -75,17 +84,39 @@ def cluster_config(extra: str = "", *, reachable_from_nodes: bool = True) -> str
     return lines + textwrap.dedent(extra)
 
 
-def live_limits(env: Mapping[str, str]) -> dict[str, PartitionLimits]:
-    """The limits a hub with :data:`CLUSTER_PARTITIONS` computes, from the live cluster."""
-    out = subprocess.run(
-        ["sinfo", *SINFO_ARGS],
-        env=dict(env),
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=True,
+def _slurm(env: Mapping[str, str], *argv: str, check: bool = True) -> str:
+    return subprocess.run(
+        list(argv), env=dict(env), capture_output=True, text=True, timeout=30, check=check
     ).stdout
-    return merge_partition_limits(load_partitions(CLUSTER_PARTITIONS), parse_sinfo(out))
+
+
+def live_access(env: Mapping[str, str], user: str) -> UserAccess | None:
+    """``user``'s accounts and QOS as a hub reads them, or None without an accounting database."""
+    qos = subprocess.run(
+        ["sacctmgr", *QOS_ARGS], env=dict(env), capture_output=True, text=True, timeout=30
+    )
+    if qos.returncode != 0:
+        return None
+    users = parse_user_associations(_slurm(env, "sacctmgr", *user_association_args([user])))
+    return UserAccess(
+        user,
+        unix_groups(user),
+        associations=users.get(user, UserAssociations(user, "", ())),
+        qos=parse_qos(qos.stdout),
+    )
+
+
+def live_limits(env: Mapping[str, str], user: str = "alice") -> dict[str, PartitionLimits]:
+    """The limits a hub with :data:`CLUSTER_PARTITIONS` computes for ``user``, from the live
+    cluster (and its accounting database, if it has one)."""
+    partitions = parse_sinfo(_slurm(env, "sinfo", *SINFO_ARGS))
+    rules = parse_partition_access(_slurm(env, "scontrol", *PARTITION_ARGS))
+    return merge_partition_limits(
+        load_partitions(CLUSTER_PARTITIONS),
+        partitions,
+        access=live_access(env, user),
+        rules=rules,
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -305,6 +336,10 @@ def script_problems(
         wanted.append(f"--gres={gres}")
     if options.reservation:
         wanted.append(f"--reservation={options.reservation}")
+    if options.account:
+        wanted.append(f"--account={options.account}")
+    if options.qos:
+        wanted.append(f"--qos={options.qos}")
     wanted += admin_options
     if args[5:] != wanted:
         problems.append(f"#SBATCH arguments {args[5:]} != {wanted}")
@@ -398,6 +433,9 @@ PLAUSIBLE: dict[str, list[Any]] = {
     "environment_id": ["default", "second", ""],
     "environment_path": ["/opt/moss-jobenv/bin", ""],
     "environment_modules": ["python/3.11", "gcc cuda/12", ""],
+    # on the accounting cluster alice has physics and chemistry; geology is nobody's
+    "account": ["physics", "chemistry", "geology", ""],
+    "qos": ["normal", "short", "long", "gpu", ""],
 }
 
 #: Keys that are not spawn options: refused by name (JupyterHub keeps ``next``,
