@@ -35,7 +35,15 @@ c.MOSlurmSpawner.partitions = {
         "simple": False,
         "jupyter_environments": default_environment,
     },
+    # Open to the chemistry account only (AllowAccounts): alice sees it, bob does not.
+    "chem": {
+        "description": "The chemistry group's nodes",
+        "simple": False,
+        "jupyter_environments": default_environment,
+    },
 }
+# With slurmdbd (dev/cluster's default), each user's accounts and QOS are offered: alice
+# charges physics (her default) or chemistry. Nothing to configure for that.
 
 # Submit as the user; keep the Slurm configuration and a sane PATH for the Slurm commands.
 c.MOSlurmSpawner.exec_prefix = "sudo -E -u {username}"
