@@ -63,8 +63,9 @@ class SlurmAccess(SlurmSpawner):
     cluster_refresh_interval = Float(
         30.0,
         help="""
-        Seconds between two reads of the cluster (one ``sinfo`` and one ``scontrol show
-        reservation`` for the whole hub, however many people view the page). Values below 5
+        Seconds between two reads of the cluster (one ``sinfo``, one ``scontrol show
+        reservation`` and one ``scontrol show partition`` for the whole hub, however many
+        people view the page). Values below 5
         are raised to 5. Nothing is read while nobody looks.
         """,
     ).tag(config=True)

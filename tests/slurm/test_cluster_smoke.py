@@ -19,7 +19,14 @@ import pytest
 
 pytestmark = pytest.mark.slurm
 
-EXPECTED_TIME_LIMITS = {"cpu": "1-00:00:00", "gpu": "12:00:00", "debug": "1:00:00"}
+# and the site's restricted partitions; hidden is listed by `sinfo --all` only
+EXPECTED_TIME_LIMITS = {
+    "cpu": "1-00:00:00",
+    "gpu": "12:00:00",
+    "debug": "1:00:00",
+    "chem": "4:00:00",
+    "lab": "6:00:00",
+}
 DEADLINE_SECONDS = 30.0
 
 
@@ -75,12 +82,15 @@ def home_of(user: str) -> Path:
     return Path(pwd.getpwnam(user).pw_dir)
 
 
-def test_sinfo_lists_the_three_partitions_with_their_time_limits(slurm_cluster) -> None:
+def test_sinfo_lists_the_partitions_with_their_time_limits(slurm_cluster) -> None:
     out = slurm(slurm_cluster, "sinfo", "-h", "-o", "%R %l")
     # A partition whose nodes are in different states takes several lines: keep one per name.
     limits = dict(line.split() for line in out.splitlines() if line.strip())
-
     assert limits == EXPECTED_TIME_LIMITS
+
+    out = slurm(slurm_cluster, "sinfo", "--all", "-h", "-o", "%R %l")
+    limits = dict(line.split() for line in out.splitlines() if line.strip())
+    assert limits == {**EXPECTED_TIME_LIMITS, "hidden": "3-00:00:00"}
 
 
 def test_cpu_is_the_default_partition(slurm_cluster) -> None:

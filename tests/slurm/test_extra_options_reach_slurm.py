@@ -47,7 +47,7 @@ FORM_MEMORY_MB, FORM_SECONDS = 500, 20 * 60
 
 #: A value for each allowed option that means something on a one-node 22.05 cluster.
 SAMPLE_VALUES: dict[str, str] = {
-    "account": "--account=moss-users",
+    "account": "--account=chemistry",  # alice's second account on the accounting site
     "batch": "--batch=fast",
     "begin": "--begin=now+1hour",
     "comment": "--comment=extra-options",
@@ -68,7 +68,7 @@ SAMPLE_VALUES: dict[str, str] = {
 }
 #: Several at once, and the spellings sbatch also reads (prefixes, short forms).
 COMBINATIONS = [
-    "--comment=combo -A moss-users --begin=now --mail-type=END,FAIL --no-requeue",
+    "--comment=combo -A chemistry --begin=now --mail-type=END,FAIL --no-requeue",
     "--comm=combo --dead=now+7days --depend=singleton -k --exclude=nosuchnode",
     "-b now+1hour -d singleton -x nosuchnode -q normal",
 ]
@@ -237,7 +237,8 @@ def test_allowed_options_together_ask_for_no_more_than_the_form(
 
 
 def test_the_admins_account_and_qos_win_in_the_job_slurm_records(slurm_cluster, limits, submit):
-    admin = settings(account="moss-admin", qos="normal", options="--comment=admin-comment")
+    # real accounts of alice's (with slurmdbd, Slurm refuses one she does not have)
+    admin = settings(account="chemistry", qos="normal", options="--comment=admin-comment")
     policy = OptionsPolicy(
         locked_sbatch_options=OptionsPolicy.admin_locks(
             admin.options, account=admin.account, qos=admin.qos, reservation=""
@@ -247,21 +248,21 @@ def test_the_admins_account_and_qos_win_in_the_job_slurm_records(slurm_cluster, 
     job_id, stderr = submit(script_for(options, limits, admin))
     assert job_id is not None, stderr
     job = job_fields(slurm_cluster.env, job_id)
-    assert_within_the_form(job, account="moss-admin", qos="normal")
+    assert_within_the_form(job, account="chemistry", qos="normal")
     assert job["Comment"] == "admin-comment"
 
 
 def test_the_admins_lines_win_even_if_a_user_line_slipped_through(slurm_cluster, limits, submit):
     """Validation refuses these; the script's order is the second wall (sbatch keeps the last
     value of an option), shown here with options built past validation."""
-    admin = settings(account="moss-admin", options="--comment=admin-comment")
+    admin = settings(account="chemistry", options="--comment=admin-comment")
     options = parse_user_options(FORM, limits).model_copy(
-        update={"options": ["--account=user-account", "--comment=user-comment", "--mem=4G"]}
+        update={"options": ["--account=physics", "--comment=user-comment", "--mem=4G"]}
     )
     job_id, stderr = submit(script_for(options, limits, admin))
     assert job_id is not None, stderr
     job = job_fields(slurm_cluster.env, job_id)
-    assert_within_the_form(job, account="moss-admin")
+    assert_within_the_form(job, account="chemistry")
     assert job["Comment"] == "admin-comment"
 
 

@@ -195,3 +195,18 @@ def test_without_accounting_a_well_formed_account_goes_to_slurm_as_given():
     options = parse_user_options({"partition": "cpu", "account": "geology"}, limits)
     assert (options.account, options.qos) == ("geology", "")
     assert parse_user_options({"partition": "cpu"}, limits).account == ""
+
+
+def test_the_estimate_asks_about_the_account_and_qos_that_would_be_submitted():
+    from jupyterhub_moss.batch_script import ScriptSettings
+    from jupyterhub_moss.form.estimate import estimate_args
+
+    limits = limits_for(ALICE)
+    options = parse(ALICE, partition="cpu", account="chemistry", qos="long")
+    args = estimate_args(options, limits["cpu"], ScriptSettings(home_dir="/home/alice"))
+    assert "--account=chemistry" in args and "--qos=long" in args
+    # the admin's values win, in the estimate as in the script
+    admin = ScriptSettings(home_dir="/home/alice", account="physics", qos="normal")
+    args = estimate_args(options, limits["cpu"], admin)
+    assert "--account=physics" in args and "--qos=normal" in args
+    assert "--account=chemistry" not in args
