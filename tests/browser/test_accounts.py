@@ -55,6 +55,7 @@ def test_choosing_an_account_changes_the_qos_choices_and_the_limits(hub, page):
     assert page.get_attribute("input[name=nprocs]", "max") == "4"
     expect(page.locator("#moss-nprocs-help")).to_contain_text("(QOS short)")
 
+    page.focus("select[name=account]")  # as a keyboard or a click would leave it
     with fragment_answered(page, "partition"):
         page.select_option("select[name=account]", "chemistry")
     assert option_values(page, "qos") == ["gpu", "long", "normal"]
