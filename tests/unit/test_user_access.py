@@ -9,12 +9,18 @@ group mosslab, hidden hidden.
 
 from __future__ import annotations
 
+import asyncio
+import types
 from dataclasses import replace
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
+from bs4 import BeautifulSoup
 
+from jupyterhub_moss.batch_script import ScriptSettings
 from jupyterhub_moss.config import load_partitions
+from jupyterhub_moss.form.estimate import estimate_args
 from jupyterhub_moss.limits import charged_limits, merge_partition_limits, partition_refusals
 from jupyterhub_moss.options import OptionsPolicy, UserOptionsError, parse_user_options
 from jupyterhub_moss.slurm.accounting import (
@@ -24,6 +30,8 @@ from jupyterhub_moss.slurm.accounting import (
 )
 from jupyterhub_moss.slurm.partition_access import parse_partition_access
 from jupyterhub_moss.slurm.partitions import parse_sinfo
+from jupyterhub_moss.slurm.view import ClusterSnapshot
+from jupyterhub_moss.spawner import MOSlurmSpawner
 from jupyterhub_moss.user_access import UserAccess, account_choices, partition_refusal
 
 pytestmark = pytest.mark.unit
@@ -198,9 +206,6 @@ def test_without_accounting_a_well_formed_account_goes_to_slurm_as_given():
 
 
 def test_the_estimate_asks_about_the_account_and_qos_that_would_be_submitted():
-    from jupyterhub_moss.batch_script import ScriptSettings
-    from jupyterhub_moss.form.estimate import estimate_args
-
     limits = limits_for(ALICE)
     options = parse(ALICE, partition="cpu", account="chemistry", qos="long")
     args = estimate_args(options, limits["cpu"], ScriptSettings(home_dir="/home/alice"))
@@ -210,3 +215,51 @@ def test_the_estimate_asks_about_the_account_and_qos_that_would_be_submitted():
     args = estimate_args(options, limits["cpu"], admin)
     assert "--account=physics" in args and "--qos=normal" in args
     assert "--account=chemistry" not in args
+
+
+# -- the page, from a spawner whose user is alice on the captured site ------------------------
+
+
+def spawner_page(**traits):
+    partitions = {
+        name: {"jupyter_environments": {"default": {"path": "/opt/env/bin/"}}} for name in RULES
+    }
+    spawner = MOSlurmSpawner(
+        partitions=partitions, user=types.SimpleNamespace(name="alice"), **traits
+    )
+    spawner.orm_spawner = types.SimpleNamespace(name="", user_options={}, server=None)
+    snap = ClusterSnapshot(SINFO, (), datetime.now(timezone.utc), access=RULES)
+
+    async def fixed_snapshot():
+        return snap
+
+    async def alice_access():
+        return ALICE
+
+    spawner.cluster_snapshot = fixed_snapshot
+    spawner.user_access = alice_access
+    html = asyncio.run(spawner.render_form_fragment("partition", "", {"moss_tab": [b"advanced"]}))
+    return BeautifulSoup(html, "html.parser")
+
+
+def test_the_page_offers_the_accounts_and_the_qos_with_their_limits():
+    soup = spawner_page()
+    accounts = [(o["value"], o.get_text()) for o in soup.select("select[name=account] option")]
+    assert accounts == [("physics", "physics (your default)"), ("chemistry", "chemistry")]
+    qos = [(o["value"], o.get_text()) for o in soup.select("select[name=qos] option")]
+    assert qos == [
+        ("long", "long (up to 2-00:00:00)"),
+        ("normal", "normal (up to 1-00:00:00, default)"),
+        ("short", "short (up to 02:00:00)"),
+    ]
+    assert soup.select_one("select[name=qos] option[selected]")["value"] == "normal"
+
+
+def test_the_admins_account_and_qos_show_as_fixed():
+    soup = spawner_page(req_account="chemistry", req_qos="long")
+    assert soup.select("select[name=account], select[name=qos]") == []
+    fixed = [(i["id"], i["value"]) for i in soup.select(".moss-charge input[readonly]")]
+    assert fixed == [("moss-account", "chemistry"), ("moss-qos", "long")]
+    assert "Set by this hub's administrators." in soup.select_one(".moss-charge").get_text(" ")
+    # the limits shown are those of the admin's account and QOS
+    assert "(account chemistry)" in soup.select_one("#moss-runtime-help").get_text(" ")
