@@ -11,6 +11,7 @@ fragment handlers).
 
 from __future__ import annotations
 
+import html
 from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Any
@@ -84,6 +85,8 @@ def render_form(
     saved: Mapping[str, Any] | None = None,
 ) -> str:
     """The whole form, as JupyterHub's spawn page inserts it."""
+    if not ctx.limits:
+        return nothing_to_offer(ctx)
     view = _first_view(ctx, link, rejection, saved)
     return render_page(template_environment(ctx.template_paths), view)
 
@@ -94,6 +97,8 @@ async def render_fragment(ctx: FormContext, fragment: str, query: Mapping[str, A
     Lenient by design: unknown partitions fall back to the tab's default, values the partition
     cannot take are reset; nothing here raises for what a browser sends.
     """
+    if not ctx.limits:
+        return nothing_to_offer(ctx)
     raw = flatten_form(query)
     tab = raw.get("moss_tab") if raw.get("moss_tab") in TAB_LABELS else SIMPLE
     sent = {k: v for k, v in raw.items() if k in FIELD_NAMES}
@@ -102,3 +107,17 @@ async def render_fragment(ctx: FormContext, fragment: str, query: Mapping[str, A
     values = carry_over(sent, ctx.limits, ctx.policy, tab)
     view = build_view(ctx, tab=tab, values=values, estimate=estimate, now=now)
     return render_block(template_environment(ctx.template_paths), FRAGMENT_BLOCKS[fragment], view)
+
+
+def nothing_to_offer(ctx: FormContext) -> str:
+    """What a user may see instead of the form when Slurm lets them use none of the hub's
+    partitions (AllowGroups, AllowAccounts...): why, partition by partition."""
+    reasons = "".join(
+        f"<li>{html.escape(name)}: {html.escape(reason)}</li>"
+        for name, reason in ctx.policy.refused_partitions
+    )
+    return (
+        '<div id="moss-form" class="moss-form"><div class="alert alert-warning" role="alert">'
+        "<p>None of the partitions this hub offers is open to you on Slurm:</p>"
+        f"<ul>{reasons}</ul><p>Ask your HPC support for access.</p></div></div>"
+    )

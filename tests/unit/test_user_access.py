@@ -31,7 +31,7 @@ from jupyterhub_moss.slurm.accounting import (
 from jupyterhub_moss.slurm.partition_access import parse_partition_access
 from jupyterhub_moss.slurm.partitions import parse_sinfo
 from jupyterhub_moss.slurm.view import ClusterSnapshot
-from jupyterhub_moss.spawner import MOSlurmSpawner
+from jupyterhub_moss.spawner import InvalidUserOptions, MOSlurmSpawner
 from jupyterhub_moss.user_access import UserAccess, account_choices, partition_refusal
 
 pytestmark = pytest.mark.unit
@@ -263,3 +263,26 @@ def test_the_admins_account_and_qos_show_as_fixed():
     assert "Set by this hub's administrators." in soup.select_one(".moss-charge").get_text(" ")
     # the limits shown are those of the admin's account and QOS
     assert "(account chemistry)" in soup.select_one("#moss-runtime-help").get_text(" ")
+
+
+def test_a_user_who_may_use_none_of_the_partitions_gets_the_reasons_not_an_error():
+    partitions = {"chem": {"jupyter_environments": {"default": {"path": "/opt/env/bin/"}}}}
+    spawner = MOSlurmSpawner(partitions=partitions, user=types.SimpleNamespace(name="bob"))
+    spawner.orm_spawner = types.SimpleNamespace(name="", user_options={}, server=None)
+    snap = ClusterSnapshot(SINFO, (), datetime.now(timezone.utc), access=RULES)
+
+    async def fixed_snapshot():
+        return snap
+
+    async def bob_access():
+        return BOB
+
+    spawner.cluster_snapshot = fixed_snapshot
+    spawner.user_access = bob_access
+    page = BeautifulSoup(asyncio.run(spawner.render_options_form()), "html.parser")
+    assert "chem: chem is open to the accounts chemistry only" in page.get_text(" ")
+    fragment = asyncio.run(spawner.render_form_fragment("partition", "", {}))
+    assert "None of the partitions this hub offers is open to you" in fragment
+    with pytest.raises(InvalidUserOptions) as refused:
+        asyncio.run(spawner.check_options({"partition": "chem"}))
+    assert "partition: you may not use chem" in str(refused.value.log_message)
