@@ -89,6 +89,12 @@ class PartitionLimits:
         """Where ``limit`` (runtime, nprocs, ngpus, memory) comes from, or ""."""
         return self.limit_sources.get(limit, "")
 
+    def limit_note(self, limit: str) -> str:
+        """ " (QOS short)" when a QOS or an account sets ``limit``; "" for the partition's own,
+        which goes unsaid. The page's hints and the validator's messages both use it."""
+        source = self.source_of(limit)
+        return f" ({source})" if source.startswith(("QOS ", "account ")) else ""
+
     @property
     def has_gpus(self) -> bool:
         return bool(self.gpu_template) and self.max_ngpus > 0

@@ -204,14 +204,6 @@ def check_qos(value: Any, part: PartitionLimits | None, account: str, policy: Op
     return text
 
 
-def _because(part: PartitionLimits, limit: str) -> str:
-    """ " (QOS short)" when a QOS or an account sets the limit; the partition's own goes unsaid."""
-    source = part.source_of(limit)
-    if source.startswith(("QOS ", "account ")):
-        return f" ({source})"
-    return ""
-
-
 def check_nprocs(value: Any, part: PartitionLimits | None, policy: OptionsPolicy) -> int:
     nprocs = whole_number(value)
     if part is None:
@@ -222,7 +214,7 @@ def check_nprocs(value: Any, part: PartitionLimits | None, policy: OptionsPolicy
         raise InvalidField(f"at least 1 CPU (up to {part.max_nprocs} on {part.name})")
     if nprocs > part.max_nprocs:
         raise InvalidField(
-            f"at most {part.max_nprocs} CPUs on {part.name}{_because(part, 'nprocs')}"
+            f"at most {part.max_nprocs} CPUs on {part.name}{part.limit_note('nprocs')}"
         )
     return nprocs
 
@@ -236,7 +228,9 @@ def check_ngpus(value: Any, part: PartitionLimits | None) -> int:
     if not part.has_gpus:
         raise InvalidField(f"{part.name} has no GPUs; use 0")
     if ngpus > part.max_ngpus:
-        raise InvalidField(f"at most {part.max_ngpus} GPUs on {part.name}{_because(part, 'ngpus')}")
+        raise InvalidField(
+            f"at most {part.max_ngpus} GPUs on {part.name}{part.limit_note('ngpus')}"
+        )
     return ngpus
 
 
@@ -253,7 +247,7 @@ def check_memory(value: Any, part: PartitionLimits | None) -> str:
         ) from None
     if part is not None and part.max_memory_mb is not None and megabytes > part.max_memory_mb:
         raise InvalidField(
-            f"at most {part.max_memory_mb}M on {part.name}{_because(part, 'memory')}"
+            f"at most {part.max_memory_mb}M on {part.name}{part.limit_note('memory')}"
         )
     return normalised
 
@@ -275,7 +269,7 @@ def check_runtime(value: Any, part: PartitionLimits | None, policy: OptionsPolic
         raise InvalidField("must be longer than 0")
     if limit is not None and seconds > limit:
         raise InvalidField(
-            f"at most {format_slurm_duration(limit)} on {part.name}{_because(part, 'runtime')}"
+            f"at most {format_slurm_duration(limit)} on {part.name}{part.limit_note('runtime')}"
         )
     return format_slurm_duration(seconds)
 

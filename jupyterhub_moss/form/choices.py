@@ -121,16 +121,10 @@ def reservation_choices(
     return choices
 
 
-def limit_source(part: PartitionLimits, limit: str) -> str:
-    """ " (QOS long)" when a QOS or an account sets ``limit``, else "" (the partition's own)."""
-    source = part.source_of(limit)
-    return f" ({source})" if source.startswith(("QOS ", "account ")) else ""
-
-
 def memory_hint(part: PartitionLimits) -> str:
     memory = part.max_memory_mb
     if memory:
-        why = limit_source(part, "memory") or " (a whole node)"
+        why = part.limit_note("memory") or " (a whole node)"
         return f"Empty for Slurm's default; at most {memory_text(memory)}{why}."
     return "Empty for Slurm's default. Examples: 512M, 16G."
 
@@ -138,7 +132,7 @@ def memory_hint(part: PartitionLimits) -> str:
 def runtime_hint(part: PartitionLimits) -> str:
     if part.max_runtime is not None:
         at_most = format_slurm_duration(part.max_runtime)
-        return f"hh:mm:ss, at most {at_most}{limit_source(part, 'runtime')}."
+        return f"hh:mm:ss, at most {at_most}{part.limit_note('runtime')}."
     return "hh:mm:ss."
 
 

@@ -161,11 +161,6 @@ class FormView:
     def shows_charge(self) -> bool:
         return bool(self.account_choices or self.fixed_account or self.fixed_qos)
 
-    def limit_source(self, limit: str) -> str:
-        """ " (QOS short)" when a QOS or an account sets this limit of the form."""
-        source = self.partition.source_of(limit)
-        return f" ({source})" if source.startswith(("QOS ", "account ")) else ""
-
     @property
     def tabs(self) -> list[TabView]:
         return [TabView(tab, label, tab == self.tab) for tab, label in TAB_LABELS.items()]
