@@ -7,18 +7,17 @@ chose. Stopping from the hub's home page cancels the job.
 
 from __future__ import annotations
 
-import re
-
 import pytest
 from support.page_waits import fragment_answered, log_in, open_spawn_page
 from support.spawning import (
+    assert_job_gone,
     cancel,
     job_fields,
-    job_processes,
     lifecycle_config,
-    listed_state,
     server_state,
+    stop_from_home,
     wait_for,
+    wait_for_lab,
 )
 
 pytestmark = [pytest.mark.e2e, pytest.mark.accounting]
@@ -41,8 +40,7 @@ def test_a_spawn_to_jupyterlab_charged_to_a_non_default_account(
         page.locator("[name=nprocs]").first.select_option("2")
         page.check("input[name=default_url][value='/lab']")
         page.get_by_role("button", name="Start", exact=True).click()
-        page.wait_for_url(re.compile(r".*/user/alice/lab.*"), timeout=180_000)
-        page.wait_for_selector("#jp-main-dock-panel", timeout=120_000)
+        wait_for_lab(page, "/user/alice/lab")
 
         job_id = wait_for(
             "the server's job id", lambda: server_state(api, "alice").get("job_id"), 30
@@ -54,10 +52,8 @@ def test_a_spawn_to_jupyterlab_charged_to_a_non_default_account(
         assert fields["QOS"] == "normal"
         assert fields["UserId"].startswith("alice(")
 
-        page.goto(hub.hub_url("home"))
-        page.click("#stop")
+        stop_from_home(page, hub, "#stop")
         page.wait_for_selector("#stop", state="hidden", timeout=60_000)
-        wait_for(f"squeue to drop job {job_id}", lambda: listed_state(env, job_id) == "", 60)
-        wait_for(f"the processes of job {job_id} to end", lambda: not job_processes(job_id), 60)
+        assert_job_gone(env, job_id)
     finally:
         cancel(env, job_ids)

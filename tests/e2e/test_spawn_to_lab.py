@@ -8,23 +8,23 @@ and none of its processes is left. The same test then spawns from a URL, and a n
 
 from __future__ import annotations
 
-import re
-
 import pytest
 from support.page_waits import fragment_answered, log_in, open_spawn_page
 from support.spawning import (
+    assert_job_gone,
     cancel,
     job_fields,
     job_processes,
     lifecycle_config,
     listed_state,
     server_state,
+    stop_from_home,
     wait_for,
+    wait_for_lab,
 )
 
 pytestmark = pytest.mark.e2e
 
-LAB_SHELL = "#jp-main-dock-panel"
 URL_SPAWN = "spawn?partition=debug&nprocs=1&runtime=0:30:00&default_url=/lab"
 
 
@@ -39,25 +39,10 @@ def choose_and_start(page, partition: str, nprocs: str) -> None:
     page.get_by_role("button", name="Start", exact=True).click()
 
 
-def wait_for_lab(page, path: str) -> None:
-    page.wait_for_url(re.compile(rf".*{re.escape(path)}.*"), timeout=180_000)
-    page.wait_for_selector(LAB_SHELL, timeout=120_000)
-
-
 def job_of(api, name: str = "") -> str:
     return wait_for(
         "the server's job id", lambda: server_state(api, "alice", name).get("job_id"), 30
     )
-
-
-def assert_job_gone(env, job_id: str) -> None:
-    wait_for(f"squeue to drop job {job_id}", lambda: listed_state(env, job_id) == "", 60)
-    wait_for(f"the processes of job {job_id} to end", lambda: not job_processes(job_id), 60)
-
-
-def stop_from_home(page, hub, button: str) -> None:
-    page.goto(hub.hub_url("home"))
-    page.click(button)
 
 
 def test_start_to_jupyterlab_and_stop_from_home_by_form_url_and_named_server(

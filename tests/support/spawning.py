@@ -7,6 +7,7 @@ what it waited for when it gives up.
 
 from __future__ import annotations
 
+import re
 import signal
 import subprocess
 import sys
@@ -354,3 +355,27 @@ def singleuser_pid(job_id: str) -> int | None:
         if any("jupyterhub-singleuser" in word for word in words[:3]):
             return pid
     return None
+
+
+# -- what a browser spawn waits for (the e2e tier) -----------------------------------------------
+
+#: JupyterLab's main area: the page is JupyterLab, loaded.
+LAB_SHELL = "#jp-main-dock-panel"
+
+
+def wait_for_lab(page, path: str) -> None:
+    """The browser lands on ``path`` (``/user/alice/lab``) and JupyterLab has loaded there."""
+    page.wait_for_url(re.compile(rf".*{re.escape(path)}.*"), timeout=180_000)
+    page.wait_for_selector(LAB_SHELL, timeout=120_000)
+
+
+def assert_job_gone(env: Mapping[str, str], job_id: str) -> None:
+    """squeue no longer lists the job, and none of its processes is left."""
+    wait_for(f"squeue to drop job {job_id}", lambda: listed_state(env, job_id) == "", 60)
+    wait_for(f"the processes of job {job_id} to end", lambda: not job_processes(job_id), 60)
+
+
+def stop_from_home(page, hub: HubProcess, button: str) -> None:
+    """Press a server's Stop button on the hub's home page."""
+    page.goto(hub.hub_url("home"))
+    page.click(button)
