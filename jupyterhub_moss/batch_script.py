@@ -141,8 +141,12 @@ class ScriptSettings:
     """
 
     home_dir: str
-    #: The server's command line as words: batchspawner's wrapper, the server, its arguments.
-    singleuser_command: tuple[str, ...] = ("batchspawner-singleuser", "jupyterhub-singleuser")
+    #: The server's command line as words (with ``server_launcher = "batchspawner"``,
+    #: batchspawner's wrapper first).
+    singleuser_command: tuple[str, ...] = ("jupyterhub-singleuser",)
+    #: The Python that runs our launcher (:mod:`.launcher`) in front of the command; "" runs
+    #: the command as it is.
+    launcher_python: str = "python3"
     #: Names of variables the submit environment passes to the job (``--export``).
     export_vars: tuple[str, ...] = ()
     job_name: str = "jupyterhub-moss"
@@ -218,6 +222,22 @@ def job_sbatch_arguments(
     ]
 
 
+#: The line that ends the launcher's here-document in the script.
+LAUNCHER_END = "MOSS_LAUNCHER_END"
+
+
+@lru_cache(maxsize=1)
+def launcher_source() -> str:
+    """The text of :mod:`.launcher`, which the batch script carries to the job."""
+    text = files("jupyterhub_moss").joinpath("launcher.py").read_text()
+    if any(line.strip() == LAUNCHER_END for line in text.splitlines()):
+        raise RuntimeError(f"launcher.py may not hold a line {LAUNCHER_END!r}")
+    # The job's locale may be C: non-ASCII in `python3 -c TEXT` would not survive decoding.
+    if not text.isascii():
+        raise RuntimeError("launcher.py must be plain ASCII")
+    return text.rstrip("\n")
+
+
 def _container_words(template: str, image: str) -> list[str]:
     return [word.replace("{image}", image) for word in shlex.split(template)]
 
@@ -282,6 +302,9 @@ def build_script_context(
         if env.is_container
         else [],
         "srun": ShellLiteral(settings.srun.strip()),
+        # The launcher's source goes into a quoted here-document: nothing in it is expanded.
+        "launcher_source": ShellLiteral(launcher_source()) if settings.launcher_python else "",
+        "launcher_python": settings.launcher_python,
         "command": list(settings.singleuser_command),
         "epilogue": ShellLiteral(settings.epilogue),
     }

@@ -11,6 +11,9 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
+from batchspawner import SlurmSpawner
+from traitlets import CaselessStrEnum, Unicode
+
 from .batch_script import (
     ScriptSettings,
     build_script_context,
@@ -37,24 +40,55 @@ def _in_folder(folder: str, program: str) -> str:
     return program if os.sep in program else os.path.join(folder, program)
 
 
-class JobScript:
+class JobScript(SlurmSpawner):
     """Mixin of :class:`~.lifecycle.SlurmJobLifecycle`: the batch script of a spawn.
 
     It reads batchspawner's ``req_*`` traits, ``batch_script``, ``batchspawner_singleuser_cmd``,
-    ``cmd`` and ``get_args()``, and the lifecycle's ``job_name`` and ``container_command``.
+    ``cmd`` and ``get_args()``, and the lifecycle's ``job_name``, ``container_command``,
+    ``server_launcher`` and ``launcher_python``.
     """
 
-    def server_command(self, bin_dir: str = "") -> tuple[str, ...]:
-        """The job's command line: batchspawner's wrapper, then the server and its arguments.
+    server_launcher = CaselessStrEnum(
+        ["moss", "batchspawner"],
+        default_value="moss",
+        help="""
+        What starts the single-user server in the job and tells the hub its port.
 
-        With an environment ``bin/`` folder, both programs are taken from it by absolute path,
+        - ``"moss"`` (the default): jupyterhub_moss's launcher, a short program using only
+          Python's standard library, which the batch script carries and runs with
+          ``launcher_python``. The job's environment needs only ``jupyterhub`` and
+          ``jupyterlab`` (or another Jupyter server), not batchspawner. The server gets a free
+          port from the system as it binds, and the launcher reports the port it really bound,
+          as soon as it listens.
+        - ``"batchspawner"``: batchspawner's wrapper, ``batchspawner_singleuser_cmd``, as
+          batchspawner's own spawners run it. The environment then needs batchspawner.
+        """,
+    ).tag(config=True)
+
+    launcher_python = Unicode(
+        "python3",
+        help="""
+        The Python that runs the launcher in the job (any Python 3.6 or newer: the launcher
+        uses only the standard library). Looked up on the job's ``PATH`` after the
+        environment's modules are loaded and its ``bin/`` folder is added, or inside the
+        container for an image.
+        """,
+    ).tag(config=True)
+
+    def server_command(self, bin_dir: str = "") -> tuple[str, ...]:
+        """The server's command line, which our launcher runs; with ``server_launcher =
+        "batchspawner"``, batchspawner's wrapper first.
+
+        With an environment ``bin/`` folder, the programs are taken from it by absolute path,
         so a wrong folder fails the job at once instead of finding another Jupyter further
         down ``PATH`` (such as the hub's own).
         """
-        wrapper, server = self.batchspawner_singleuser_cmd, self.cmd[0]
+        programs = [self.cmd[0]]
+        if self.server_launcher == "batchspawner":
+            programs.insert(0, self.batchspawner_singleuser_cmd)
         if bin_dir:
-            wrapper, server = (_in_folder(bin_dir, word) for word in (wrapper, server))
-        return (wrapper, server, *self.cmd[1:], *self.get_args())
+            programs = [_in_folder(bin_dir, word) for word in programs]
+        return (*programs, *self.cmd[1:], *self.get_args())
 
     def script_settings(self, env: Mapping[str, str], bin_dir: str = "") -> ScriptSettings:
         """The admin's side of the batch script, from batchspawner's ``req_*`` traits."""
@@ -78,6 +112,7 @@ class JobScript:
             default_gres=self.req_gres,
             reservation=self.req_reservation,
             container_command=self.container_command,
+            launcher_python=self.launcher_python if self.server_launcher == "moss" else "",
         )
 
     def build_batch_script(self, request: SpawnRequest, env: Mapping[str, str]) -> str:

@@ -6,6 +6,10 @@ all tracked jobs, however many servers run or spawns wait). A look that Slurm do
 the next look, with its final state, reason and exit code and the last lines of its output
 file. They come from ``scontrol``, or from the accounting (``sacct``, through the poller) for a
 job slurmctld has already forgotten.
+
+The job's own reports (:mod:`.port_report_receiver`: it started, its port) wake every wait at
+once, and the spawn returns only when the server answers HTTP (:mod:`.server_answer`), so
+nothing between "the server listens" and "JupyterHub calls it ready" waits for a timer.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from .job_reports import (
     tail_output_file,
 )
 from .log_safe import log_safe
+from .server_answer import wait_until_answering
 from .slurm import services
 from .slurm.commands import SlurmCommandError
 from .slurm.jobs import JobStatusPoller
@@ -37,8 +42,10 @@ class JobWatch:
     """Mixin of :class:`~.lifecycle.SlurmJobLifecycle`: waits on and looks at the spawn's job.
 
     It calls the spawner's hook ``slurm_runner()`` (for ``scontrol``) and reads the
-    lifecycle's polling traits, ``job_output_lines``, ``poll_interval``, ``port``, ``user``,
-    ``log`` and ``_log_name``, and the per-spawn ``_job_output_path`` and ``_port_reported``.
+    lifecycle's polling traits, ``job_output_lines``, ``poll_interval``, ``http_timeout``,
+    ``internal_ssl``, ``port``, ``server``, ``user``, ``log`` and ``_log_name``, and the
+    per-spawn ``_job_output_path`` and ``_job_reports``; it marks the spawn's timeline through
+    ``_mark()``.
     """
 
     #: The shortest time between two looks at a job, whatever the traits say, so that a small
@@ -67,18 +74,30 @@ class JobWatch:
         return max(float(self.pending_poll_interval), self._startup_interval())
 
     async def _wait_until_running(self, job_id: str, progress: JobProgress) -> str:
-        """Wait through the queue; return the node. Raises SpawnFailed if the job ends."""
+        """Wait through the queue; return the node. Raises SpawnFailed if the job ends.
+
+        The job's own reports (it started, its port) wake this wait at once, and are checked
+        with one ``squeue`` for the job alone: a job whose node was just released is not left
+        waiting for the next slow look at a long-pending job.
+        """
         poller = self.job_poller()
         loop = asyncio.get_running_loop()
         submitted = loop.time()
+        looked_for: set[str] = set()  # the reports already checked with a look of their own
         while True:
             interval = self._queue_interval(loop.time() - submitted)
-            status = await poller.status(job_id, max_age=interval)
+            news = self._unchecked_reports(looked_for)
+            if news:
+                looked_for.update(news)
+                status = await poller.look_now(job_id)
+            else:
+                status = await poller.status(job_id, max_age=interval)
             if status is None:
                 if poller.last_error and not (progress.last_message or "").startswith("Slurm"):
                     progress.add("Slurm is not answering; still waiting for the job")
             elif status.running and status.node:
                 self.job_status = status.state
+                self._mark("running")
                 progress.add(f"Running on node {status.node}, waiting for Jupyter to start", 50)
                 return status.node
             elif status.finished:
@@ -87,26 +106,62 @@ class JobWatch:
                 message = pending_message(status)
                 if message != progress.last_message:
                     progress.add(message, 20)
-            reported = self._port_reported is not None and self._port_reported.is_set()
-            if status is not None and reported:
-                # Jupyter reported its port before a poll saw the job run: look again now
-                # (the poller still runs one squeue per MIN_POLL_SECONDS at most).
-                await poller.status(job_id, max_age=0)
-                continue
-            await self._sleep_or_port(interval)
+            if not self._unchecked_reports(looked_for):
+                await self._sleep_or_report(interval)
+
+    def _unchecked_reports(self, looked_for: set[str]) -> set[str]:
+        reports = self._job_reports
+        if reports is None:
+            return set()
+        made = {name for name in ("started_at", "port_at") if getattr(reports, name) is not None}
+        return made - looked_for
 
     async def _wait_for_port(self, job_id: str, progress: JobProgress) -> int:
         """Wait for the job's server to report its port, watching that the job still runs."""
         poller = self.job_poller()
         interval = self._startup_interval()
         while not self.port:
-            await self._sleep_or_port(interval)
+            await self._sleep_or_report(interval)
             if self.port:
                 break
             status = await poller.status(job_id, max_age=interval)
             if status is not None and status.finished:
                 raise await self._job_failure(status)
         return int(self.port)
+
+    async def _wait_until_answering(
+        self, job_id: str, node: str, port: int, progress: JobProgress
+    ) -> None:
+        """Return once the server answers HTTP, so that JupyterHub's first check succeeds.
+
+        Bounded by ``http_timeout``, JupyterHub's own limit for that check; a server that does
+        not answer by then is left to JupyterHub's check, which reports it. Skipped with the
+        hub's internal TLS, whose client certificates only JupyterHub's check holds.
+        """
+        if self.internal_ssl:
+            return
+        progress.add(f"Jupyter listens on {node}:{port}, waiting for it to answer", 75)
+        poller = self.job_poller()
+
+        def job_ended() -> bool:
+            status = poller.latest(job_id)
+            return status is not None and status.finished
+
+        url = f"http://{node}:{port}{self._server_base_url()}"
+        if await wait_until_answering(url, float(self.http_timeout), gave_up=job_ended):
+            self._mark("answering")
+        else:
+            self.log.warning(
+                "The server of %s on %s:%s did not answer within %s s",
+                log_safe(self._log_name),
+                node,
+                port,
+                self.http_timeout,
+            )
+
+    def _server_base_url(self) -> str:
+        server = getattr(self, "server", None)
+        return server.base_url if server is not None else "/"
 
     async def _job_failure(self, status: JobStatus) -> SpawnFailed:
         """The error for a job that ended before its server reported a port."""

@@ -51,7 +51,8 @@ from .job_script import JobScript
 from .job_submission import JobSubmission
 from .job_watch import JobWatch
 from .log_safe import log_safe
-from .port_report_receiver import PortReportReceiver
+from .port_report_receiver import JobReports, PortReportReceiver
+from .spawn_timeline import SpawnTimeline
 
 __all__ = ["SlurmJobLifecycle"]
 
@@ -158,6 +159,7 @@ class SlurmJobLifecycle(JobWatch, JobSubmission, JobScript, PortReportReceiver, 
     job_partition = Unicode("", help="Partition the job was submitted to (set by start).")
 
     _job_progress: JobProgress | None = None
+    _timeline: SpawnTimeline | None = None  # of the current or last spawn
     _job_output_path = ""  # the --output our script gave the current job ("" unknown)
     # True when the state came from the database of an earlier hub, for a spawn that had not
     # finished: no start() of ours is waiting for that job.
@@ -222,14 +224,20 @@ class SlurmJobLifecycle(JobWatch, JobSubmission, JobScript, PortReportReceiver, 
         self.check_port_report_route()
         self.port = 0  # the job picks its own; get_env() then passes a placeholder
         self._job_progress = progress = JobProgress()
-        self._port_reported = asyncio.Event()
+        self._job_reports = reports = JobReports()
+        self._timeline = timeline = SpawnTimeline(self.user.name, self.name or "")
+        self._mark("start")
+        job_id = ""
         try:
             env = self.get_env()
             request = await self.spawn_request()
             job_id = await self._submit(request, env, progress)
+            self._mark("submitted")
             try:
                 node = await self._wait_until_running(job_id, progress)
                 port = await self._wait_for_port(job_id, progress)
+                self._mark_reports(reports)
+                await self._wait_until_answering(job_id, node, port, progress)
             except asyncio.CancelledError:
                 # The user cancelled the pending spawn, or start_timeout expired.
                 self.log.info(
@@ -241,10 +249,25 @@ class SlurmJobLifecycle(JobWatch, JobSubmission, JobScript, PortReportReceiver, 
             self.log.info(
                 "Job %s of %s: Jupyter on %s:%s", job_id, log_safe(self._log_name), node, port
             )
+            self._mark("returned")
             return node, port
         finally:
             progress.finish()
-            self._port_reported = None
+            self._job_reports = None
+            if job_id:
+                self._mark_reports(reports)
+                self.log.info("%s", timeline.log_line(job_id))
+
+    def _mark(self, point: str) -> None:
+        timeline = self._timeline
+        if timeline is not None:
+            timeline.mark(point)
+
+    def _mark_reports(self, reports: JobReports) -> None:
+        if self._timeline is not None:
+            # our launcher reports the port the moment the server listens on it
+            listening = self.server_launcher == "moss"
+            self._timeline.mark_reports(reports.started_at, reports.port_at, listening)
 
     async def _submit(
         self, request: SpawnRequest, env: Mapping[str, str], progress: JobProgress

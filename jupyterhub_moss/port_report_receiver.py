@@ -1,8 +1,12 @@
-"""The spawner's side of port reports: a starting server tells the hub its port, and only that.
+"""The spawner's side of job reports: a starting job tells the hub that it started, and its port.
 
-The job runs batchspawner's wrapper, which posts the port it picked to
-``{base_url}hub/api/batchspawner`` with the server's own API token. Our handler
-(:mod:`.handlers.port_report`) takes the report and calls :meth:`PortReportReceiver.report_port`.
+The job's launcher (:mod:`.launcher`) posts ``{"started": true}`` as the job's first step runs,
+and ``{"port": N}`` once the server listens, to ``{base_url}hub/api/batchspawner`` with the
+server's own API token (batchspawner's wrapper, where an admin still uses it, posts only the
+port, before the server listens). Our handler (:mod:`.handlers.port_report`) takes the reports
+and calls :meth:`PortReportReceiver.report_started` and :meth:`PortReportReceiver.report_port`.
+Each report wakes the waiting spawn at once: nothing waits for the next poll.
+
 batchspawner's own handler at that address would set *every* key the job posts as an attribute
 of the spawner; it is taken out of the hub's table, and refused here should it be reached anyway.
 (That the running hub routes the address to our handler is checked by the hub-facing
@@ -15,26 +19,46 @@ import asyncio
 import contextlib
 import hmac
 import sys
+import time
+from dataclasses import dataclass, field
 from typing import Any
 
 from tornado import web
 
 from .log_safe import log_safe
 
-__all__ = ["PortReportReceiver"]
+__all__ = ["JobReports", "PortReportReceiver"]
 
 #: The module of batchspawner's own port-report handler, which sets any attribute a job posts.
 _BATCHSPAWNER_API_MODULE = "batchspawner.api"
 
 
+@dataclass
+class JobReports:
+    """What the job of the spawn in progress has told the hub (``time.time()`` of each report),
+    and an event that wakes the spawn's waits at each one."""
+
+    started_at: float | None = None
+    port_at: float | None = None
+    news: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def took(self, attribute: str) -> bool:
+        """Record a report the first time only: a job cannot make the hub act on it twice."""
+        if getattr(self, attribute) is not None:
+            return False
+        setattr(self, attribute, time.time())
+        self.news.set()
+        return True
+
+
 class PortReportReceiver:
-    """Mixin of :class:`~.lifecycle.SlurmJobLifecycle`: takes the port a starting server
-    reports, and nothing else. It reads the spawner's ``api_token``, ``port``, ``log`` and
-    ``_log_name``.
+    """Mixin of :class:`~.lifecycle.SlurmJobLifecycle`: takes what a starting job reports (it
+    started, its server's port), and nothing else. It reads the spawner's ``api_token``,
+    ``port``, ``log`` and ``_log_name``.
     """
 
-    # Set by start() for the time it waits for a port; None when no start waits.
-    _port_reported: asyncio.Event | None = None
+    # Set by start() for the time it waits for the job; None when no start waits.
+    _job_reports: JobReports | None = None
 
     def __setattr__(self, name: str, value: Any) -> None:
         # batchspawner's port-report handler sets every key a job posts on the spawner
@@ -53,14 +77,23 @@ class PortReportReceiver:
     def report_port(self, port: int) -> bool:
         """Called by the port-report handler: the job's server listens on ``port``.
 
-        Returns False (and changes nothing) when no start of this spawner waits for one.
+        Returns False (and changes nothing) when no start of this spawner waits for one, or
+        when the port was reported already.
         """
-        event = self._port_reported
-        if event is None or event.is_set():
+        reports = self._job_reports
+        if reports is None or reports.port_at is not None:
             return False
         self.port = port
-        event.set()
-        return True
+        return reports.took("port_at")
+
+    def report_started(self) -> bool:
+        """Called by the port-report handler: the job's first step runs.
+
+        Returns False (and changes nothing) when no start of this spawner waits, or when the
+        job said so already: the spawn looks at the job at most once for it.
+        """
+        reports = self._job_reports
+        return reports is not None and reports.took("started_at")
 
     def token_matches(self, token: str) -> bool:
         """Whether ``token`` is this server's own API token (compared in constant time)."""
@@ -68,11 +101,12 @@ class PortReportReceiver:
             str(self.api_token).encode(), token.encode()
         )
 
-    async def _sleep_or_port(self, seconds: float) -> None:
-        """Sleep ``seconds``, or less if the port is reported meanwhile."""
-        event = self._port_reported
-        if event is None:
+    async def _sleep_or_report(self, seconds: float) -> None:
+        """Sleep ``seconds``, or less if the job reports something meanwhile."""
+        reports = self._job_reports
+        if reports is None:
             await asyncio.sleep(seconds)
             return
         with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(event.wait(), seconds)
+            await asyncio.wait_for(reports.news.wait(), seconds)
+        reports.news.clear()

@@ -1,16 +1,19 @@
-"""``POST {base_url}hub/api/batchspawner``: a starting single-user server reports its port.
+"""``POST {base_url}hub/api/batchspawner``: a starting single-user server reports to the hub.
 
-The job runs batchspawner's wrapper (``batchspawner-singleuser``), which picks a free port on
-the node and posts ``{"port": N}`` here with the server's own API token before starting Jupyter.
-batchspawner's own handler at this address sets *every* key of the body as an attribute of the
-spawner (``exec_prefix``, ``cmd``, ``batch_submit_cmd``...), and the token that may call it sits
-in the user's job. This handler shadows it and accepts one thing only:
+The job's launcher (:mod:`jupyterhub_moss.launcher`, or batchspawner's wrapper
+``batchspawner-singleuser`` in environments set up for it) posts here with the server's own API
+token. batchspawner's own handler at this address sets *every* key of the body as an attribute
+of the spawner (``exec_prefix``, ``cmd``, ``batch_submit_cmd``...), and the token that may call
+it sits in the user's job. This handler shadows it and accepts two reports only:
 
-- a JSON object whose only key is ``port``, an integer from 1 to 65535;
-- from the API token of the very server being started (the token of another server, of the
-  user, or of another user changes nothing);
-- while that server's spawn is waiting for its port.
+- ``{"started": true}``: the job has started (its first step runs). The spawn then looks at the
+  job at once instead of at its next poll. Taken once per spawn, while the job is not yet
+  known to run, so a job cannot make the hub ask Slurm again and again.
+- ``{"port": N}``, N an integer from 1 to 65535: the server listens on port N. Taken once per
+  spawn, while it waits for a port.
 
+Each must be a JSON object with that one key, from the API token of the very server being
+started (the token of another server, of the user, or of another user changes nothing).
 Anything else is refused (400, 403 or 409) and nothing changes.
 """
 
@@ -28,19 +31,35 @@ ROUTE = r"/api/batchspawner"
 MIN_PORT, MAX_PORT = 1, 65535
 
 
-def parse_port_report(body: bytes) -> int:
-    """The port of a report body, or :class:`tornado.web.HTTPError` 400 saying what is wrong."""
+#: What a report body may say: exactly one of these keys.
+REPORT_KEYS = ("port", "started")
+_EXPECTED = '{"port": N} or {"started": true}'
+
+
+def parse_job_report(body: bytes) -> int | None:
+    """The port of a port report, None for ``{"started": true}``; otherwise a
+    :class:`tornado.web.HTTPError` 400 saying what is wrong."""
     try:
         data: Any = json.loads(body or b"null")
     except (ValueError, UnicodeDecodeError) as error:
-        raise web.HTTPError(400, 'The body must be JSON: {"port": N}') from error
+        raise web.HTTPError(400, f"The body must be JSON: {_EXPECTED}") from error
     if not isinstance(data, dict):
-        raise web.HTTPError(400, 'The body must be a JSON object: {"port": N}')
-    others = sorted(str(key) for key in data if key != "port")
+        raise web.HTTPError(400, f"The body must be a JSON object: {_EXPECTED}")
+    others = sorted(str(key) for key in data if key not in REPORT_KEYS)
     if others:
         shown = ", ".join(repr(key[:40]) for key in others[:10])
-        raise web.HTTPError(400, f"Only 'port' may be reported; refused: {shown}")
-    port = data.get("port")
+        raise web.HTTPError(400, f"Only 'port' or 'started' may be reported; refused: {shown}")
+    if len(data) != 1:
+        raise web.HTTPError(400, f"Report one thing at a time: {_EXPECTED}")
+    if "started" in data:
+        if data["started"] is not True:
+            raise web.HTTPError(400, "'started' can only be true")
+        return None
+    return parse_port(data["port"])
+
+
+def parse_port(port: Any) -> int:
+    """A reported port: an integer from 1 to 65535 (else a 400)."""
     # bool is an int in Python: true must not become port 1
     if not isinstance(port, int) or isinstance(port, bool):
         raise web.HTTPError(400, "'port' must be an integer")
@@ -50,11 +69,12 @@ def parse_port_report(body: bytes) -> int:
 
 
 class PortReportHandler(APIHandler):
-    """Accept ``{"port": N}`` from the token of the server being started, and nothing else."""
+    """Accept ``{"port": N}`` or ``{"started": true}`` from the token of the server being
+    started, and nothing else."""
 
     @web.authenticated
     async def post(self) -> None:
-        port = parse_port_report(self.request.body)
+        port = parse_job_report(self.request.body)
         user = self.current_user
         token = self.get_auth_token() or ""
         spawners = getattr(user, "spawners", None)  # a service's token has no servers
@@ -65,12 +85,24 @@ class PortReportHandler(APIHandler):
                 break
         if spawner is None:
             raise web.HTTPError(403, "Only a server's own token may report its port")
-        report = getattr(spawner, "report_port", None)
-        if report is None or not report(port):
-            raise web.HTTPError(409, "This server is not waiting for a port")
+        if port is None:
+            self._take(spawner, "report_started", (), "This server's job is not waiting to start")
+            self.log.info("The job of %s reported that it started", log_safe(spawner._log_name))
+            self.write_taken("start recorded")
+            return
+        self._take(spawner, "report_port", (port,), "This server is not waiting for a port")
         self.log.info("%s reported port %d", log_safe(spawner._log_name), port)
+        self.write_taken("port recorded")
+
+    @staticmethod
+    def _take(spawner: Any, method: str, args: tuple, refusal: str) -> None:
+        take = getattr(spawner, method, None)
+        if take is None or not take(*args):
+            raise web.HTTPError(409, refusal)
+
+    def write_taken(self, message: str) -> None:
         self.set_status(201)
-        self.write({"message": "port recorded"})
+        self.write({"message": message})
 
 
 def _token_of(spawner: Any, token: str) -> bool:

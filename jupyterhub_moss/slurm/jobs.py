@@ -156,6 +156,29 @@ class JobStatusPoller(BackgroundRefresher[_Answer]):
             await self._refresh_shared()
         return self.latest(job_id)
 
+    async def look_now(self, job_id: str) -> JobStatus | None:
+        """One ``squeue`` for ``job_id`` alone, at once, outside the shared schedule.
+
+        For news the job itself brought (it reported that it started, or its port): its spawn
+        acts on it now rather than at the next poll. Callers bound how often this runs (once
+        per report and spawn), since it skips ``min_interval``. A failing squeue, or a job
+        missing from its answer, leaves the last known status (the shared poll decides that a
+        job is gone).
+        """
+        job_id = str(job_id)
+        self.track(job_id)
+        self._keep_refreshing()
+        try:
+            found = await self._query([job_id])
+        except SlurmCommandError as error:
+            self._log.debug("squeue for job %s failed: %s", job_id, error)
+            return self.latest(job_id)
+        entry = self._jobs.get(job_id)
+        status = found.get(job_id)
+        if entry is not None and status is not None:
+            entry.status, entry.misses, entry.checked_at = status, 0, self._clock()
+        return self.latest(job_id)
+
     # -- polling ----------------------------------------------------------------------------
 
     def _polling_now(self) -> bool:

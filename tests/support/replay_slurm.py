@@ -213,3 +213,36 @@ class ReplaySpawner(MOSlurmSpawner):
     async def spawn_request(self) -> SpawnRequest:
         self.requests_given += 1
         return self.request
+
+
+class AnsweringServer:
+    """A real HTTP server on loopback, standing for the job's Jupyter: ``start()`` returns only
+    once the server it was told about answers. Use ``async with``; ``port`` is its port."""
+
+    ANSWER = (
+        b"HTTP/1.1 302 Found\r\nLocation: lab\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    )
+
+    def __init__(self) -> None:
+        self.port = 0
+        self.requests = 0
+        self._server: asyncio.base_events.Server | None = None
+
+    async def __aenter__(self) -> AnsweringServer:
+        self._server = await asyncio.start_server(self._answer, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    async def __aexit__(self, *_exc: object) -> None:
+        assert self._server is not None
+        self._server.close()
+        await self._server.wait_closed()
+
+    async def _answer(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            await reader.readuntil(b"\r\n\r\n")
+            self.requests += 1
+            writer.write(self.ANSWER)
+            await writer.drain()
+        finally:
+            writer.close()

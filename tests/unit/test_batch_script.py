@@ -2,6 +2,8 @@
 
 Expected scripts live in tests/fixtures/scripts/. After a deliberate template change, regenerate
 them with ``MOSS_UPDATE_SCRIPTS=1 pytest tests/unit/test_batch_script.py`` and review the diff.
+The launcher's source (jupyterhub_moss/launcher.py) shows as ``{launcher.py}`` in them; that the
+script carries exactly that source is a test of its own.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from jupyterhub_moss.batch_script import (
     ShellLiteral,
     build_script_context,
     default_template,
+    launcher_source,
     render_batch_script,
     sbatch_quote,
     shell_words,
@@ -117,6 +120,7 @@ CASES = {
             export_vars=HUB_ENV,
             srun="",
             container_command="singularity exec --nv {image}",
+            launcher_python="",  # server_launcher = "batchspawner"
             singleuser_command=(
                 "/opt/bs/batchspawner-singleuser",
                 "jupyterhub-singleuser",
@@ -133,10 +137,18 @@ def render(raw: dict, settings: ScriptSettings = SETTINGS) -> str:
     return render_batch_script(default_template(), context)
 
 
+LAUNCHER_PLACEHOLDER = "{launcher.py}"
+
+
+def shown(script: str) -> str:
+    """The script as the expected files hold it: the launcher's source as a placeholder."""
+    return script.replace(launcher_source(), LAUNCHER_PLACEHOLDER)
+
+
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_script_matches_the_expected_one(name):
     raw, settings = CASES[name]
-    script = render(raw, settings)
+    script = shown(render(raw, settings))
     expected = EXPECTED / f"{name}.sh"
     if os.environ.get("MOSS_UPDATE_SCRIPTS"):
         expected.parent.mkdir(parents=True, exist_ok=True)
@@ -167,8 +179,38 @@ def test_default_script_shape():
     assert all(line.startswith("#SBATCH ") for line in lines[1 : body - 1])
     # --export=LIST would also narrow the srun step's environment; the script widens it first.
     assert lines.index("export SLURM_EXPORT_ENV=ALL") < lines.index(
-        "srun batchspawner-singleuser jupyterhub-singleuser"
+        'srun python3 -I -S -c "$MOSS_LAUNCHER" jupyterhub-singleuser'
     )
+
+
+def test_the_script_carries_the_launcher_verbatim_in_a_quoted_here_document():
+    script = render({"partition": "cpu"})
+    start = "MOSS_LAUNCHER=$(cat <<'MOSS_LAUNCHER_END'\n"
+    assert script.count(start) == 1 and script.count(LAUNCHER_PLACEHOLDER) == 0
+    carried = script.split(start, 1)[1].split("\nMOSS_LAUNCHER_END\n)\n", 1)[0]
+    assert carried == launcher_source() == (
+        Path(__file__).resolve().parents[2] / "jupyterhub_moss" / "launcher.py"
+    ).read_text().rstrip("\n")
+    # what bash hands python3 -c is that very text
+    printed = subprocess.run(
+        ["bash", "-c", script.split("srun ", 1)[0] + 'printf %s "$MOSS_LAUNCHER"'],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert printed == launcher_source()
+
+
+def test_without_the_launcher_the_command_runs_as_it_is():
+    settings = ScriptSettings(
+        home_dir="/home/alice",
+        export_vars=HUB_ENV,
+        launcher_python="",
+        singleuser_command=("batchspawner-singleuser", "jupyterhub-singleuser"),
+    )
+    script = render({"partition": "cpu"}, settings)
+    assert "MOSS_LAUNCHER" not in script
+    assert "srun batchspawner-singleuser jupyterhub-singleuser" in script.splitlines()
 
 
 def test_output_true_keeps_logs_in_home():

@@ -10,7 +10,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from tornado import web
 
-from jupyterhub_moss.handlers.port_report import parse_port_report
+from jupyterhub_moss.handlers.port_report import parse_job_report
 from jupyterhub_moss.job_progress import JobProgress
 from jupyterhub_moss.job_reports import (
     job_failure_message,
@@ -155,7 +155,11 @@ async def _replay_progress() -> None:
 
 @pytest.mark.parametrize("port", [1, 8888, 65535])
 def test_a_lone_integer_port_is_accepted(port):
-    assert parse_port_report(b'{"port": %d}' % port) == port
+    assert parse_job_report(b'{"port": %d}' % port) == port
+
+
+def test_a_lone_started_true_is_the_report_that_the_job_started():
+    assert parse_job_report(b'{"started": true}') is None
 
 
 @pytest.mark.parametrize(
@@ -171,9 +175,14 @@ def test_a_lone_integer_port_is_accepted(port):
         b'{"port": "80"}',
         b"{nope",
         b'{"Port": 80}',
+        b'{"started": false}',
+        b'{"started": 1}',
+        b'{"started": "true"}',
+        b'{"started": true, "port": 8888}',
+        b'{"started": true, "node": "evil.example"}',
     ],
 )
 def test_anything_else_is_a_400(body):
     with pytest.raises(web.HTTPError) as raised:
-        parse_port_report(body)
+        parse_job_report(body)
     assert raised.value.status_code == 400

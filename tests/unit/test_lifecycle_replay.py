@@ -18,7 +18,15 @@ import shlex
 from dataclasses import replace
 
 import pytest
-from support.replay_slurm import FIXTURES, ME, ReplaySlurm, ReplaySpawner, Reply, spawn_request
+from support.replay_slurm import (
+    FIXTURES,
+    ME,
+    AnsweringServer,
+    ReplaySlurm,
+    ReplaySpawner,
+    Reply,
+    spawn_request,
+)
 from tornado import web
 
 from jupyterhub_moss.job_reports import SpawnFailed
@@ -71,20 +79,25 @@ def running(job_id: str = FAILED_JOB, node: str = "localhost") -> dict:
     return {"job_id": job_id, "job_node": node, "job_partition": "gpu"}
 
 
-async def start_following(spawner: ReplaySpawner, port_on: str = "Running on node", port=8888):
-    """Start, read the progress stream as the spawn-pending page does, and report the port
-    when an event starts with ``port_on``. Returns start()'s result (or error) and the messages."""
-    started = asyncio.ensure_future(spawner.start())
-    await asyncio.sleep(0)  # start() has set up its progress
-    messages = []
-    async for event in spawner.progress():
-        messages.append(event["message"])
-        if event["message"].startswith(port_on):
-            assert spawner.report_port(port)
-    try:
-        return await started, messages
-    except web.HTTPError as error:  # SpawnFailed, or the spawner's refusal of the options
-        return error, messages
+async def start_following(spawner: ReplaySpawner, port_on: str = "Running on node"):
+    """Start, read the progress stream as the spawn-pending page does, and report the port of
+    a real server on loopback when an event starts with ``port_on``. Returns start()'s result
+    (or error) and the messages."""
+    async with AnsweringServer() as server:
+        started = asyncio.ensure_future(spawner.start())
+        await asyncio.sleep(0)  # start() has set up its progress
+        messages = []
+        async for event in spawner.progress():
+            messages.append(event["message"])
+            if event["message"].startswith(port_on):
+                assert spawner.report_port(server.port)
+        try:
+            result = await started
+        except web.HTTPError as error:  # SpawnFailed, or the spawner's refusal of the options
+            return error, messages
+    # start() returned only once the server had answered
+    assert result == ("localhost", server.port) and server.requests >= 1
+    return result, messages
 
 
 # -- start ------------------------------------------------------------------------------------
@@ -99,10 +112,13 @@ def test_a_job_that_pends_then_runs_gives_its_node_and_the_reported_port(tmp_pat
 
     result, messages = run(start_following(spawner))
 
-    assert result == ("localhost", 8888)
+    assert result[0] == "localhost"
     assert messages[0] == f"Submitted job {FAILED_JOB} to partition gpu"
     assert messages[1].startswith("Waiting for resources (Resources); expected start ")
-    assert messages[2:] == ["Running on node localhost, waiting for Jupyter to start"]
+    assert messages[2:] == [
+        "Running on node localhost, waiting for Jupyter to start",
+        f"Jupyter listens on localhost:{result[1]}, waiting for it to answer",
+    ]
     assert spawner.slurm.ran() == [f"{AS_USER} sbatch --parsable", squeue(FAILED_JOB)]
     submitted = spawner.slurm.calls[0]
     assert submitted.env_extra["JUPYTERHUB_API_TOKEN"] == "the-servers-token"
@@ -128,8 +144,8 @@ def test_a_port_reported_before_any_look_saw_the_job_run_is_checked_at_once(tmp_
     result, messages = run(start_following(spawner, port_on="Submitted job"))
 
     # A look a minute later would time the test out: the report made the spawner look now.
-    assert result == ("localhost", 8888)
-    assert messages[-1] == "Running on node localhost, waiting for Jupyter to start"
+    assert result[0] == "localhost"
+    assert "Running on node localhost, waiting for Jupyter to start" in messages
     assert spawner.slurm.ran() == [f"{AS_USER} sbatch --parsable", squeue(FAILED_JOB)]
 
 

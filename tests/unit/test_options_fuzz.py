@@ -29,6 +29,7 @@ from jupyterhub_moss.batch_script import (
     ScriptSettings,
     build_script_context,
     default_template,
+    launcher_source,
     render_batch_script,
 )
 from jupyterhub_moss.config import load_partitions
@@ -279,8 +280,21 @@ def expected_body(options: UserOptions, context: dict) -> list[list[str]]:
         body.append(["module", "load", *context["modules"]])
     if context["path_prepend"]:
         body.append(["export", f"PATH={context['path_prepend']}:$PATH"])
-    body.append(["srun", *context["container"], *context["command"]])
+    launcher = [context["launcher_python"], "-I", "-S", "-c", "$MOSS_LAUNCHER"]
+    body.append(["srun", *context["container"], *launcher, *context["command"]])
     return body
+
+
+LAUNCHER_START = "MOSS_LAUNCHER=$(cat <<'MOSS_LAUNCHER_END'"
+
+
+def without_launcher(body: list[str]) -> list[str]:
+    """The body without the launcher's here-document, which must hold exactly its source."""
+    start = body.index(LAUNCHER_START)
+    end = body.index("MOSS_LAUNCHER_END", start)
+    assert body[end + 1] == ")"
+    assert "\n".join(body[start + 1 : end]) == launcher_source()
+    return body[:start] + body[end + 2 :]
 
 
 def assert_script_has_template_shapes(options: UserOptions) -> None:
@@ -296,10 +310,11 @@ def assert_script_has_template_shapes(options: UserOptions) -> None:
         assert len(sbatch_arguments(line)) == 1, line
     assert [sbatch_arguments(line)[0] for line in header] == expected_header(context)
 
-    body = lines[end:]
+    body = without_launcher(lines[end:])
     assert [shell_words(line) for line in body] == expected_body(options, context)
     for line in body:
         outside = outside_single_quotes(line).replace('"$PATH"', "")
+        outside = outside.replace('"$MOSS_LAUNCHER"', "")
         assert UNQUOTED_OK_RE.fullmatch(outside), line
 
 

@@ -13,7 +13,7 @@ import concurrent.futures
 import logging
 
 import pytest
-from support.replay_slurm import ReplaySlurm, ReplaySpawner, Reply, spawn_request
+from support.replay_slurm import AnsweringServer, ReplaySlurm, ReplaySpawner, Reply, spawn_request
 from traitlets.config import Config
 
 from jupyterhub_moss.lifecycle import SlurmJobLifecycle
@@ -86,13 +86,17 @@ def replay_spawner(config: Config, tmp_path) -> ReplaySpawner:
 
 
 async def start_poll_stop(spawner: ReplaySpawner) -> list:
-    """A whole server's life against the replayed cluster: start, a poll, stop."""
-    started = asyncio.ensure_future(spawner.start())
-    await asyncio.sleep(0)
-    async for event in spawner.progress():
-        if event["message"].startswith("Running on node"):
-            spawner.report_port(8888)
-    return [await started, await spawner.poll(), await spawner.stop()]
+    """A whole server's life against the replayed cluster: start, a poll, stop. start()'s
+    result is given as ``(node, "port")``, whatever port the stand-in server had."""
+    async with AnsweringServer() as server:
+        started = asyncio.ensure_future(spawner.start())
+        await asyncio.sleep(0)
+        async for event in spawner.progress():
+            if event["message"].startswith("Running on node"):
+                spawner.report_port(server.port)
+        node, port = await started
+    assert port == server.port
+    return [(node, "port"), await spawner.poll(), await spawner.stop()]
 
 
 def test_setting_them_in_a_config_changes_nothing_and_says_so(tmp_path, caplog, monkeypatch):
@@ -113,7 +117,7 @@ def test_setting_them_in_a_config_changes_nothing_and_says_so(tmp_path, caplog, 
 
     configured_life, plain_life = run(both())
 
-    assert configured_life == plain_life == [("localhost", 8888), None, None]
+    assert configured_life == plain_life == [("localhost", "port"), None, None]
     assert configured.slurm.ran() == plain.slurm.ran()
     (submitted,), (submitted_plain,) = (s.slurm.calls_of("sbatch") for s in (configured, plain))
     assert submitted.input == submitted_plain.input  # the same script
