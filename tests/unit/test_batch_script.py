@@ -188,9 +188,13 @@ def test_the_script_carries_the_launcher_verbatim_in_a_quoted_here_document():
     start = "MOSS_LAUNCHER=$(cat <<'MOSS_LAUNCHER_END'\n"
     assert script.count(start) == 1 and script.count(LAUNCHER_PLACEHOLDER) == 0
     carried = script.split(start, 1)[1].split("\nMOSS_LAUNCHER_END\n)\n", 1)[0]
-    assert carried == launcher_source() == (
-        Path(__file__).resolve().parents[2] / "jupyterhub_moss" / "launcher.py"
-    ).read_text().rstrip("\n")
+    assert (
+        carried
+        == launcher_source()
+        == (Path(__file__).resolve().parents[2] / "jupyterhub_moss" / "launcher.py")
+        .read_text()
+        .rstrip("\n")
+    )
     # what bash hands python3 -c is that very text
     printed = subprocess.run(
         ["bash", "-c", script.split("srun ", 1)[0] + 'printf %s "$MOSS_LAUNCHER"'],
