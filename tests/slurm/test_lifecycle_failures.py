@@ -78,7 +78,7 @@ def test_a_bad_environment_path_fails_within_seconds_showing_the_jobs_output(
         assert "NonZeroExitCode" in message
         assert f"/home/alice/slurm-{job_id}.out" in message
         # the cause, from the job's output file: the environment has no such program
-        assert "/nonexistent/bin/batchspawner-singleuser: No such file or directory" in message
+        assert "/nonexistent/bin/jupyterhub-singleuser: no such program" in message
         assert listed_state(slurm_cluster.env, job_id) == ""
     finally:
         with contextlib.suppress(FileNotFoundError):

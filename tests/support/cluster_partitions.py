@@ -10,8 +10,14 @@ from __future__ import annotations
 import os
 from typing import Any
 
-#: The job-side Jupyter environment that dev/jobenv builds (``MOSS_JOBENV``, as in dev/cluster).
+#: The job-side Jupyter environment that dev/jobenv builds (``MOSS_JOBENV``, as in dev/cluster):
+#: jupyterhub and jupyterlab, no batchspawner.
 JOBENV_BIN = os.path.join(os.environ.get("MOSS_JOBENV", "/opt/moss-jobenv"), "bin", "")
+#: The same with batchspawner, for its wrapper (``server_launcher = "batchspawner"``) and the
+#: reference implementation in the benchmark.
+JOBENV_BATCHSPAWNER_BIN = os.path.join(
+    os.environ.get("MOSS_JOBENV_BATCHSPAWNER", "/opt/moss-jobenv-batchspawner"), "bin", ""
+)
 
 #: Every limit left to Slurm, as an admin who writes the minimum would; cpu and debug offer no
 #: GPUs (on the single-node layout their node has some). cpu has a second environment to choose.
