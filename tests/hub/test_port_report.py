@@ -53,12 +53,16 @@ def test_anonymous_reports_are_refused(hub):
         {"port": 0},
         {"port": 65536},
         {"port": -1},
+        {"started": False},
+        {"started": "true"},
+        {"started": True, "port": 1234},
+        {"started": True, "node": "evil.example"},
         [1234],
         "1234",
         None,
     ],
 )
-def test_anything_but_a_lone_integer_port_is_a_400(hub, alice_token, body):
+def test_anything_but_a_lone_port_or_started_is_a_400(hub, alice_token, body):
     response = post(hub, body, alice_token)
     assert response.status_code == 400, response.text
     assert response.json()["status"] == 400
@@ -73,9 +77,10 @@ def test_a_body_that_is_not_json_is_a_400(hub, alice_token):
     assert response.status_code == 400
 
 
-def test_a_users_own_token_is_not_a_servers_token(hub, alice_token):
+@pytest.mark.parametrize("body", [{"port": 1234}, {"started": True}])
+def test_a_users_own_token_is_not_a_servers_token(hub, alice_token, body):
     """A valid body from a token that belongs to no server: refused, nothing to change."""
-    response = post(hub, {"port": 1234}, alice_token)
+    response = post(hub, body, alice_token)
     assert response.status_code == 403
     assert "own token" in response.json()["message"]
 

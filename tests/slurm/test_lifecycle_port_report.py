@@ -76,8 +76,10 @@ def test_a_servers_own_token_cannot_set_anything_but_the_port(slurm_cluster, clu
             response = report(cluster_hub, token, body)
             assert response.status_code == 400, response.text
 
-        # A lone port is well formed, but this server is not waiting for one any more.
+        # A lone port is well formed, but this server is not waiting for one any more; nor
+        # for news that its job started (which would make the hub ask Slurm about it).
         assert report(cluster_hub, token, {"port": 1234}).status_code == 409
+        assert report(cluster_hub, token, {"started": True}).status_code == 409
 
         assert server_model(api, "alice")["url"] == url_before
         assert server_state(api, "alice") == state_before
