@@ -142,22 +142,30 @@ class JobWatch:
             return
         progress.add(f"Jupyter listens on {node}:{port}, waiting for it to answer", 75)
         poller = self.job_poller()
-
-        def job_ended() -> bool:
-            status = poller.latest(job_id)
-            return status is not None and status.finished
-
+        interval = self._startup_interval()
         url = f"http://{node}:{port}{self._server_base_url()}"
-        if await wait_until_answering(url, float(self.http_timeout), gave_up=job_ended):
+        probe = asyncio.ensure_future(wait_until_answering(url, float(self.http_timeout)))
+        try:
+            # A server that dies now fails the spawn at the next look, not after http_timeout
+            while not probe.done():
+                await asyncio.wait({probe}, timeout=interval)
+                if probe.done():
+                    break
+                status = await poller.status(job_id, max_age=interval)
+                if status is not None and status.finished:
+                    raise await self._job_failure(status)
+        finally:
+            probe.cancel()
+        if probe.result():
             self._mark("answering")
-        else:
-            self.log.warning(
-                "The server of %s on %s:%s did not answer within %s s",
-                log_safe(self._log_name),
-                node,
-                port,
-                self.http_timeout,
-            )
+            return
+        self.log.warning(
+            "The server of %s on %s:%s did not answer within %s s",
+            log_safe(self._log_name),
+            node,
+            port,
+            self.http_timeout,
+        )
 
     def _server_base_url(self) -> str:
         server = getattr(self, "server", None)

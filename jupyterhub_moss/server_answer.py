@@ -12,7 +12,6 @@ this is traffic to the job's own node, never to Slurm.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 from tornado.iostream import StreamClosedError
@@ -40,17 +39,11 @@ async def answers(url: str, timeout: float) -> bool:
     return True
 
 
-async def wait_until_answering(
-    url: str, timeout: float, *, gave_up: Callable[[], bool] = lambda: False
-) -> bool:
-    """True once ``url`` answers; False after ``timeout`` seconds, or as soon as ``gave_up()``
-    says to stop (the job ended)."""
+async def wait_until_answering(url: str, timeout: float) -> bool:
+    """True once ``url`` answers; False after ``timeout`` seconds."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
-    while not gave_up():
-        remaining = deadline - loop.time()
-        if remaining <= 0:
-            return False
+    while (remaining := deadline - loop.time()) > 0:
         if await answers(url, remaining):
             return True
         await asyncio.sleep(RETRY_SECONDS)

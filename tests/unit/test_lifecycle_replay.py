@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import shlex
+import socket
 from dataclasses import replace
 
 import pytest
@@ -79,10 +80,19 @@ def running(job_id: str = FAILED_JOB, node: str = "localhost") -> dict:
     return {"job_id": job_id, "job_node": node, "job_partition": "gpu"}
 
 
-async def start_following(spawner: ReplaySpawner, port_on: str = "Running on node"):
+def closed_port() -> int:
+    """A loopback port nothing listens on."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+async def start_following(
+    spawner: ReplaySpawner, port_on: str = "Running on node", answering: bool = True
+):
     """Start, read the progress stream as the spawn-pending page does, and report the port of
-    a real server on loopback when an event starts with ``port_on``. Returns start()'s result
-    (or error) and the messages."""
+    a real server on loopback (or, not ``answering``, a port nothing listens on) when an event
+    starts with ``port_on``. Returns start()'s result (or error) and the messages."""
     async with AnsweringServer() as server:
         started = asyncio.ensure_future(spawner.start())
         await asyncio.sleep(0)  # start() has set up its progress
@@ -90,7 +100,7 @@ async def start_following(spawner: ReplaySpawner, port_on: str = "Running on nod
         async for event in spawner.progress():
             messages.append(event["message"])
             if event["message"].startswith(port_on):
-                assert spawner.report_port(server.port)
+                assert spawner.report_port(server.port if answering else closed_port())
         try:
             result = await started
         except web.HTTPError as error:  # SpawnFailed, or the spawner's refusal of the options
@@ -251,6 +261,23 @@ def test_a_job_that_fails_after_it_started_running_fails_the_spawn_saying_why(tm
         squeue(FAILED_JOB),
         f"scontrol show job -o {FAILED_JOB}",
     ]
+
+
+def test_a_job_that_fails_while_its_server_is_awaited_fails_the_spawn_at_the_next_look(tmp_path):
+    """The port came, the server never answers, the job ends: not a wait for http_timeout."""
+    replies = {
+        "sbatch": [SBATCH],
+        "squeue": [Reply.captured("squeue_running"), Reply.captured("squeue_failed")],
+        "scontrol": [Reply.captured("scontrol_failed")],
+    }
+    spawner = spawner_for(tmp_path, replies, traits={"http_timeout": 600})
+
+    error, messages = run(start_following(spawner, answering=False))
+
+    assert isinstance(error, SpawnFailed) and error.status_code == 502
+    assert f"Slurm job {FAILED_JOB} ended before Jupyter started: FAILED" in str(error)
+    assert messages[-1].startswith("Jupyter listens on localhost:")
+    assert messages[-1].endswith(", waiting for it to answer")
 
 
 def test_sbatch_refusing_the_job_is_a_400_in_slurms_words_and_nothing_else_runs(tmp_path):
