@@ -22,7 +22,8 @@ from ..rejections import Rejection
 from ..request_values import flatten_form
 from .build import build_view
 from .estimate import start_estimate
-from .templates import render_block, render_page, template_environment
+from .render_cache import RENDERS, context_key, values_key
+from .templates import TEMPLATE_NAME, render_block, render_page, template_environment
 from .values import (
     ADVANCED,
     ADVANCED_ONLY_FIELDS,
@@ -34,7 +35,7 @@ from .values import (
     infer_tab,
     shown_values,
 )
-from .views import FormTarget, FormView
+from .views import EstimateView, FormTarget, FormView
 
 __all__ = [
     "FORM_ONLY_KEYS",
@@ -60,6 +61,7 @@ def _first_view(
     link: LinkToConfirm | None,
     rejection: Rejection | None,
     saved: Mapping[str, Any] | None,
+    now: datetime,
 ) -> FormView:
     """The page as first shown: a held link, checked, with its messages; else a rejected
     submission as typed, with its messages; else the saved options cleaned against today's
@@ -67,14 +69,17 @@ def _first_view(
     if link is not None:
         values, errors = checked_link(link.options, ctx.limits, ctx.policy)
         tab = ADVANCED if any(values.get(k) for k in ADVANCED_ONLY_FIELDS) else SIMPLE
-        return build_view(ctx, tab=tab, values=values, errors=errors, link_came_from=link.came_from)
+        return build_view(
+            ctx, tab=tab, values=values, errors=errors, now=now, link_came_from=link.came_from
+        )
     if rejection is not None:
         # The Advanced tab always posts its memory field; the Simple tab has none.
         tab = ADVANCED if any(k in rejection.values for k in ADVANCED_ONLY_FIELDS) else SIMPLE
-        return build_view(ctx, tab=tab, values=rejection.values, errors=rejection.errors)
+        return build_view(ctx, tab=tab, values=rejection.values, errors=rejection.errors, now=now)
     cleaned = salvage_saved_options(saved, ctx.limits, ctx.policy)
     tab = infer_tab(cleaned, ctx.limits)
-    return build_view(ctx, tab=tab, values=carry_over(cleaned, ctx.limits, ctx.policy, tab))
+    values = carry_over(cleaned, ctx.limits, ctx.policy, tab)
+    return build_view(ctx, tab=tab, values=values, now=now)
 
 
 def render_form(
@@ -84,11 +89,23 @@ def render_form(
     rejection: Rejection | None = None,
     saved: Mapping[str, Any] | None = None,
 ) -> str:
-    """The whole form, as JupyterHub's spawn page inserts it."""
+    """The whole form, as JupyterHub's spawn page inserts it.
+
+    A page shown again with the same inputs (see :mod:`.render_cache`) is not rendered again.
+    A held link or a rejected submission is shown once, so it is never cached.
+    """
     if not ctx.limits:
         return nothing_to_offer(ctx)
-    view = _first_view(ctx, link, rejection, saved)
-    return render_page(template_environment(ctx.template_paths), view)
+    env = template_environment(ctx.template_paths)
+    now = datetime.now(timezone.utc)
+    key = None
+    if link is None and rejection is None:
+        saved_text = values_key(saved)
+        if saved_text is not None:
+            key = ("page", saved_text, *context_key(ctx, env.get_template(TEMPLATE_NAME), now))
+    return RENDERS.get_or_render(
+        key, lambda: render_page(env, _first_view(ctx, link, rejection, saved, now))
+    )
 
 
 async def render_fragment(ctx: FormContext, fragment: str, query: Mapping[str, Any]) -> str:
@@ -103,10 +120,32 @@ async def render_fragment(ctx: FormContext, fragment: str, query: Mapping[str, A
     tab = raw.get("moss_tab") if raw.get("moss_tab") in TAB_LABELS else SIMPLE
     sent = {k: v for k, v in raw.items() if k in FIELD_NAMES}
     now = datetime.now(timezone.utc)
-    estimate = await start_estimate(ctx, sent, now) if fragment == "estimate" else None
+    env = template_environment(ctx.template_paths)
+    if fragment == "estimate":  # its own cache is the estimator's, per job asked about
+        estimate = await start_estimate(ctx, sent, now)
+        return render_block(
+            env, FRAGMENT_BLOCKS[fragment], _fragment_view(ctx, tab, sent, now, estimate)
+        )
+    sent_text = values_key(sent)
+    key = None
+    if sent_text is not None:
+        template = env.get_template(TEMPLATE_NAME)
+        key = ("fragment", fragment, tab, sent_text, *context_key(ctx, template, now))
+    return RENDERS.get_or_render(
+        key,
+        lambda: render_block(env, FRAGMENT_BLOCKS[fragment], _fragment_view(ctx, tab, sent, now)),
+    )
+
+
+def _fragment_view(
+    ctx: FormContext,
+    tab: str,
+    sent: Mapping[str, Any],
+    now: datetime,
+    estimate: EstimateView | None = None,
+) -> FormView:
     values = carry_over(sent, ctx.limits, ctx.policy, tab)
-    view = build_view(ctx, tab=tab, values=values, estimate=estimate, now=now)
-    return render_block(template_environment(ctx.template_paths), FRAGMENT_BLOCKS[fragment], view)
+    return build_view(ctx, tab=tab, values=values, estimate=estimate, now=now)
 
 
 def nothing_to_offer(ctx: FormContext) -> str:

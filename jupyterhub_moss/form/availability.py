@@ -47,7 +47,7 @@ def _row(part: PartitionLimits, info: PartitionInfo, selected: bool) -> Availabi
     )
 
 
-def _status(snapshot: ClusterSnapshot | None, now: datetime) -> tuple[str, bool, str]:
+def availability_status(snapshot: ClusterSnapshot | None, now: datetime) -> tuple[str, bool, str]:
     """The line under the table, whether the data is stale, and when it was taken."""
     if snapshot is None or snapshot.taken_at is None:
         status = "No data from Slurm yet: Slurm did not answer. Limits are the configured ones."
@@ -74,7 +74,7 @@ def availability_view(
         info = snapshot.partitions.get(part.name) if snapshot else None
         chosen = part.name == selected
         rows.append(_unknown_row(part, chosen) if info is None else _row(part, info, chosen))
-    status, stale, taken_at = _status(snapshot, now)
+    status, stale, taken_at = availability_status(snapshot, now)
     return AvailabilityView(
         rows=rows,
         show_gpus=any(p.has_gpus for p in shown),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime, timezone
+from typing import Any
 
 from ..context import FormContext
 from ..limits import PartitionLimits, charged_limits
@@ -52,6 +53,33 @@ def _fields_on_tab(ctx: FormContext, tab: str, partition: PartitionLimits) -> se
     return on_tab
 
 
+def _tab_controls(
+    ctx: FormContext,
+    tab: str,
+    shown: list[PartitionLimits],
+    partition: PartitionLimits,
+    fields: Mapping[str, FieldView],
+    now: datetime,
+) -> dict[str, Any]:
+    """What only one tab shows, built for that tab alone: the Simple tab's cards and selects,
+    or the Advanced tab's partition select, reservations and hints."""
+    if tab == SIMPLE:
+        return dict(
+            partition_cards=choices.partition_cards(shown, partition.name),
+            cpu_choices=choices.number_choices(partition.cpu_choices(), fields["nprocs"].value, 1),
+            gpu_choices=choices.number_choices(
+                choices.gpu_numbers(partition), fields["ngpus"].value, 0
+            ),
+            runtime_choices=choices.runtime_choices(partition, fields["runtime"].value),
+        )
+    return dict(
+        partition_choices=choices.partition_choices(shown, partition.name),
+        reservations=choices.reservation_choices(ctx.snapshot, ctx.user_name, now),
+        memory_hint=choices.memory_hint(partition),
+        runtime_hint=choices.runtime_hint(partition),
+    )
+
+
 def build_view(
     ctx: FormContext,
     *,
@@ -78,17 +106,10 @@ def build_view(
         hub_prefix=ctx.hub_prefix,
         xsrf_token=ctx.xsrf_token,
         partition=partition,
-        partition_cards=choices.partition_cards(shown, partition.name),
-        partition_choices=choices.partition_choices(shown, partition.name),
         fields=fields,
-        cpu_choices=choices.number_choices(partition.cpu_choices(), fields["nprocs"].value, 1),
-        gpu_choices=choices.number_choices(
-            choices.gpu_numbers(partition), fields["ngpus"].value, 0
-        ),
-        runtime_choices=choices.runtime_choices(partition, fields["runtime"].value),
+        **_tab_controls(ctx, tab, shown, partition, fields, now),
         environment_choices=choices.environment_choices(partition, fields["environment_id"].value),
         start_page_choices=choices.start_page_choices(fields["default_url"].value),
-        reservations=choices.reservation_choices(ctx.snapshot, ctx.user_name, now),
         allow_custom_environments=ctx.policy.allow_custom_environments,
         availability=availability_view(
             shown, ctx.snapshot, partition.name, ctx.refresh_seconds, now
@@ -98,8 +119,6 @@ def build_view(
         not_in_simple=[FIELD_LABELS[f] for f in advanced_values_in(values)]
         if tab == SIMPLE
         else [],
-        memory_hint=choices.memory_hint(partition),
-        runtime_hint=choices.runtime_hint(partition),
         link_came_from=link_came_from,
         account_choices=choices.account_choices(partition, fields["account"].value),
         qos_choices=choices.qos_choices(partition, fields["account"].value, fields["qos"].value),

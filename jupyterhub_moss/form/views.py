@@ -132,22 +132,25 @@ class FormView:
     hub_prefix: str  # "{base_url}hub/"
     xsrf_token: str
     partition: PartitionLimits
-    partition_cards: list[PartitionCard]
-    partition_choices: list[Choice]
     fields: dict[str, FieldView]
-    cpu_choices: list[Choice]
-    gpu_choices: list[Choice]
-    runtime_choices: list[Choice]
     environment_choices: list[Choice]
     start_page_choices: list[Choice]
-    reservations: list[Choice]
     allow_custom_environments: bool
     availability: AvailabilityView
     estimate: EstimateView | None
     other_errors: list[str]
     not_in_simple: list[str]
-    memory_hint: str
-    runtime_hint: str
+    #: Only the tab that shows them has them (the others are left empty): the Simple tab's
+    #: partition cards and CPU, GPU and run-time selects...
+    partition_cards: list[PartitionCard] = field(default_factory=list)
+    cpu_choices: list[Choice] = field(default_factory=list)
+    gpu_choices: list[Choice] = field(default_factory=list)
+    runtime_choices: list[Choice] = field(default_factory=list)
+    #: ...and the Advanced tab's partition select, reservations and hints.
+    partition_choices: list[Choice] = field(default_factory=list)
+    reservations: list[Choice] = field(default_factory=list)
+    memory_hint: str = ""
+    runtime_hint: str = ""
     #: Where a query spawn held for the user's click came from (see handlers.spawn_page), or "".
     link_came_from: str = ""
     #: The user's accounts and the chosen account's QOS on this partition ([] when the hub
