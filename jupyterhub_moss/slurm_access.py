@@ -92,7 +92,8 @@ class SlurmAccess(SlurmSpawner):
 
     def slurm_runner(self) -> SlurmRunner:
         """How this spawner runs Slurm commands (built from the traits above)."""
-        env = {k: v for k, v in os.environ.items() if k in self.env_keep or k == "SLURM_CONF"}
+        # Only the few kept names are looked up: this runs several times per page view.
+        env = {k: os.environ[k] for k in (*self.env_keep, "SLURM_CONF") if k in os.environ}
         return SlurmRunner(
             bin_dir=self.slurm_bin_dir or None,
             commands=dict(self.slurm_commands),
