@@ -72,7 +72,7 @@ def test_whichever_way_the_spawner_is_named_only_our_port_report_answers(
             answer = report(hub, token, body)
             # batchspawner's handler would answer 201 "BatchSpawner data configured"
             assert answer.status_code == 400, answer.text
-            assert "Only 'port' may be reported" in answer.json()["message"]
+            assert "Only 'port' or 'started' may be reported" in answer.json()["message"]
 
         # The spawn still waits for its port, and the port alone is taken, by our handler.
         model = api.get("users/alice").json()["servers"][""]

@@ -31,6 +31,7 @@ from typing import Any
 
 from hypothesis import strategies as st
 
+from jupyterhub_moss.batch_script import launcher_source
 from jupyterhub_moss.config import load_partitions
 from jupyterhub_moss.limits import PartitionLimits, merge_partition_limits
 from jupyterhub_moss.options import FIELD_NAMES, OptionsPolicy, UserOptions
@@ -289,6 +290,23 @@ def _expected_body(options: UserOptions, part: PartitionLimits) -> list[list[str
     return body
 
 
+LAUNCHER_START = "MOSS_LAUNCHER=$(cat <<'MOSS_LAUNCHER_END'"
+
+
+def _without_launcher(lines: list[str]) -> tuple[list[str], str]:
+    """The shell lines without the launcher's here-document, and what is wrong with it ("" if
+    it holds exactly jupyterhub_moss/launcher.py)."""
+    if LAUNCHER_START not in lines:
+        return lines, "no launcher here-document"
+    start = lines.index(LAUNCHER_START)
+    end = lines.index("MOSS_LAUNCHER_END", start) if "MOSS_LAUNCHER_END" in lines else -1
+    if end < 0 or lines[end + 1 : end + 2] != [")"]:
+        return lines, "the launcher's here-document is not closed"
+    if "\n".join(lines[start + 1 : end]) != launcher_source():
+        return lines, "the launcher's here-document does not hold launcher.py"
+    return lines[:start] + lines[end + 2 :], ""
+
+
 def script_problems(
     script: str, options: UserOptions, part: PartitionLimits, admin_options: list[str]
 ) -> list[str]:
@@ -308,7 +326,10 @@ def script_problems(
     end = next((i for i, ln in enumerate(lines) if i and not ln.startswith("#SBATCH ")), None)
     if end is None:
         return ["no shell lines after the #SBATCH block"]
-    header, body = lines[1:end], [ln for ln in lines[end:] if ln.strip()]
+    shell, launcher_problem = _without_launcher(lines[end:])
+    if launcher_problem:
+        return [launcher_problem]
+    header, body = lines[1:end], [ln for ln in shell if ln.strip()]
 
     for line in header:
         if not SBATCH_LINE_RE.fullmatch(line):
@@ -357,7 +378,9 @@ def script_problems(
         outside = _outside_single_quotes(line)
         if outside is None:
             problems.append(f"unbalanced quote: {line!r}")
-        elif not UNQUOTED_OK_RE.fullmatch(outside.replace('"$PATH"', "")):
+        elif not UNQUOTED_OK_RE.fullmatch(
+            outside.replace('"$PATH"', "").replace('"$MOSS_LAUNCHER"', "")
+        ):
             problems.append(f"unquoted metacharacter: {line!r}")
     return problems
 
