@@ -22,7 +22,7 @@ class Settings:
     pending_spawns: int = 5
     polling_seconds: float = 120.0
     # 5. spawn to ready
-    spawn_tries: int = 5
+    spawn_tries: int = 10
     # 6. failure detection
     failure_tries: int = 5
     failure_start_timeout: int = 120  # start_timeout of both hubs in scenario 6
