@@ -60,6 +60,19 @@ TIMELINE = [
     ("lab", "/lab 200 through the proxy"),
 ]
 
+#: The headline row's figure, followed by the number of tries.
+LAB_METRIC = "spawn request to /lab 200 through the proxy, median of "
+
+
+def spawn_to_lab_median(results: Results, key: str) -> float | None:
+    """Scenario 5's spawn request → /lab median for one hub, if scenario 5 ran."""
+    for row in results.rows:
+        if row.scenario == S5 and row.metric.startswith(LAB_METRIC):
+            value = row.values.get(key)
+            return None if value is None or value != value else value  # NaN: not measured
+    return None
+
+
 #: What a try's note lists: the timeline and our spawner's other points, in order.
 TRY_POINTS = [
     ("start", "start() began"),
@@ -144,7 +157,7 @@ def _report_ready(key: str, tries: list[ReadyTry], results: Results) -> None:
     results.put(
         key,
         S5,
-        f"spawn request to /lab 200 through the proxy, median of {n}",
+        f"{LAB_METRIC}{n}",
         median(labs),
         unit="s",
         digits=2,
