@@ -28,7 +28,7 @@ import httpx
 from tests.support.hub import HubProcess
 
 from ..hubs import BENCH_USER
-from ..jobs import bench_jobs, cancel_bench_jobs, cpu_counts, wait_for_idle_cpus
+from ..jobs import bench_jobs, cancel_bench_jobs, cpu_counts, other_jobs, wait_for_idle_cpus
 from ..load import login
 from ..report import Results, Target, median, spread
 from ..settings import Settings
@@ -60,6 +60,9 @@ POINTS = [
 class ReleasedTry:
     points: dict[str, float] = field(default_factory=dict)  # seconds from the release
     problem: str = ""
+    # Other users' jobs in the queue at the release: they may take the freed CPUs first, which
+    # then shows as a late "Slurm starts the job" rather than as the hub's fault.
+    others: int = 0
 
 
 async def run(
@@ -122,6 +125,7 @@ async def _released_once(
             one.problem = "the spawn's job never pended (did it start, or was it refused?)"
             return one
         await asyncio.sleep(settings.released_pending_seconds)
+        one.others = await asyncio.to_thread(other_jobs, env)
         released, released_at = time.time(), time.perf_counter()
         await scancel(env, holder)
         deadline = released_at + settings.ready_timeout
@@ -227,4 +231,5 @@ def _try_text(one: ReleasedTry) -> str:
         f"{label} {one.points[point]:.2f} s" if point in one.points else f"{label} —"
         for point, label in POINTS
     )
-    return shown + (f"; {one.problem}" if one.problem else "")
+    others = f"; {one.others} other users' jobs in the queue at the release" if one.others else ""
+    return shown + others + (f"; {one.problem}" if one.problem else "")

@@ -1,9 +1,12 @@
 """Scenarios 5 and 6: how long a user waits for a server, and for the news that it died.
 
-5. Spawn to ready: from the spawn request to ``/user/mossbench/lab`` answering 200, through the
-   proxy and the OAuth redirects, as a browser gets there. Each try is paired with a floor run
-   just before it: a bare ``sbatch`` of JupyterLab from the same job-side environment, timed
-   until it answers HTTP. Reported: medians, and the ratio of the medians.
+5. Spawn to ready: a spawn's timeline, from the spawn request to ``/user/mossbench/lab``
+   answering 200 through the proxy and the OAuth redirects, as a browser gets there. The
+   harness times the REST API's "ready" and /lab (every 50 ms); the hub's log gives when
+   JupyterHub called the server ready and, for ours, the spawner's own steps (timeline.py).
+   Each try is paired with two floors timed just before it: a bare ``sbatch`` of
+   ``jupyter-lab``, and one of ``jupyterhub-singleuser``, from the same job-side environment,
+   timed until they answer HTTP. Reported: medians with their range, and spawn / floor.
 6. Failure detection: a spawn whose job dies at once (its environment path does not exist, so
    the server's command is not found). Timed from the spawn request until the user sees the
    error: the spawn request's own answer when that is an error page, otherwise the failure
