@@ -51,9 +51,10 @@ BROKEN_ENVIRONMENT = "/nonexistent/moss-bench/bin/"
 
 
 #: The timeline's points, in the order they happen: (key, how the table names it). The first
-#: four come from our spawner's log line, "hub_ready" from JupyterHub's own log, the last two
+#: five come from our spawner's log line, "hub_ready" from JupyterHub's own log, the last two
 #: from the harness.
 TIMELINE = [
+    ("start", "spawner's start() began"),
     ("submitted", "job submitted"),
     ("running", "job running"),
     ("port", "port known"),
@@ -78,11 +79,10 @@ def spawn_to_lab_median(results: Results, key: str) -> float | None:
 
 #: What a try's note lists: the timeline and our spawner's other points, in order.
 TRY_POINTS = [
-    ("start", "start() began"),
-    *TIMELINE[:4],
+    *TIMELINE[:5],
     ("answering", "answering"),
     ("returned", "start() returned"),
-    *TIMELINE[4:],
+    *TIMELINE[5:],
 ]
 
 
