@@ -2,7 +2,7 @@
 
 Run through ``benchmarks/run`` (which starts the cluster and sets its environment)::
 
-    benchmarks/run              # the full run (about 35 minutes)
+    benchmarks/run              # the full run (about 30 minutes)
     benchmarks/run --quick      # a few seconds per scenario, to check that everything works
     benchmarks/run --only 1-3   # some scenarios only
 
