@@ -2,7 +2,7 @@
 
 Run through ``benchmarks/run`` (which starts the cluster and sets its environment)::
 
-    benchmarks/run              # the full run (about 25 minutes)
+    benchmarks/run              # the full run (about 30 minutes)
     benchmarks/run --quick      # a few seconds per scenario, to check that everything works
     benchmarks/run --only 1-3   # some scenarios only
 
@@ -28,7 +28,7 @@ from tests.support.hub import HubProcess
 from .hubs import CACHE, Implementation, ensure_reference_venv, implementations, running_hub
 from .jobs import cancel_bench_jobs, node_names, other_jobs
 from .report import DOC, Results, machine_info, results_section, write_doc
-from .scenarios import page, polling, spawn
+from .scenarios import page, polling, released, spawn
 from .settings import FULL, QUICK, Settings
 
 ScenarioRun = Callable[
@@ -46,7 +46,7 @@ class Group:
     config: Callable[[Settings], str] = lambda _settings: ""
 
 
-ALL_SCENARIOS = frozenset(range(1, 7))
+ALL_SCENARIOS = frozenset(range(1, 8))
 
 
 def groups() -> list[Group]:
@@ -60,6 +60,8 @@ def groups() -> list[Group]:
             spawn.run_failure,
             lambda settings: f"c.Spawner.start_timeout = {settings.failure_start_timeout}\n",
         ),
+        # after 5: its target compares with scenario 5's figure of the same hub
+        Group("released", frozenset({7}), released.run),
     ]
 
 
@@ -113,7 +115,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         prog="benchmarks/run", description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
     parser.add_argument("--quick", action="store_true", help="a few seconds per scenario")
-    parser.add_argument("--only", default="1-6", help="scenario numbers, e.g. 1-3,5")
+    parser.add_argument("--only", default="1-7", help="scenario numbers, e.g. 1-3,5")
     parser.add_argument(
         "--implementations", default="ours,reference", help="which hubs to run (comma-separated)"
     )

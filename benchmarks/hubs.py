@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import textwrap
 from collections.abc import Callable, Iterator
@@ -179,3 +180,12 @@ def running_hub(
         timeout=90,
     ) as hub:
         yield hub
+
+
+def job_api_url(hub: HubProcess) -> str:
+    """The hub's REST API as its jobs reach it (``hub_bind_url``, not the public proxy)."""
+    config = (hub.root / "jupyterhub_config.py").read_text()
+    match = re.search(r'^c\.JupyterHub\.hub_bind_url = "([^"]+)"', config, re.MULTILINE)
+    if match is None:
+        raise RuntimeError(f"no hub_bind_url in {hub.root / 'jupyterhub_config.py'}")
+    return match.group(1).rstrip("/") + hub.base_url + "hub/api"

@@ -10,6 +10,7 @@ import math
 import os
 import platform
 import re
+import statistics
 import subprocess
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -79,6 +80,18 @@ def _scenario_number(scenario: str) -> int:
 
 def _bad(value: float) -> bool:
     return isinstance(value, float) and math.isnan(value)
+
+
+def median(values: list[float]) -> float:
+    """The median, or NaN (shown as "—") when nothing was measured."""
+    return statistics.median(values) if values else float("nan")
+
+
+def spread(values: list[float], digits: int = 2) -> str:
+    """The range of a handful of tries, for the row's note ("" for one try)."""
+    if len(values) < 2:
+        return ""
+    return f"min {min(values):.{digits}f}, max {max(values):.{digits}f}"
 
 
 @dataclass

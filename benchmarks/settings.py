@@ -22,10 +22,15 @@ class Settings:
     pending_spawns: int = 5
     polling_seconds: float = 120.0
     # 5. spawn to ready
-    spawn_tries: int = 5
+    spawn_tries: int = 10
     # 6. failure detection
     failure_tries: int = 5
     failure_start_timeout: int = 120  # start_timeout of both hubs in scenario 6
+    # 7. node released → /lab
+    released_tries: int = 5
+    # How long the spawn's job pends before its node is released: past ours'
+    # pending_backoff_after (30 s by default), after which a pending job is looked at less often.
+    released_pending_seconds: float = 35.0
     # shared
     ready_timeout: float = 180.0  # give up on a spawn that is not ready by then
     sdiag_reset: bool = False
@@ -48,6 +53,8 @@ QUICK = replace(
     polling_seconds=15.0,
     spawn_tries=1,
     failure_tries=1,
+    released_tries=1,
+    released_pending_seconds=0.0,
     failure_start_timeout=30,
     ready_timeout=120.0,
     quick=True,

@@ -11,6 +11,7 @@ import asyncio
 import json
 import pwd
 import secrets
+import shlex
 import socket
 import subprocess
 import time
@@ -22,7 +23,7 @@ import httpx
 from tests.support.cluster_partitions import JOBENV_BIN
 from tests.support.hub import TYPED_IN_ADDRESS_BAR, HubProcess, free_port
 
-from .hubs import BENCH_USER
+from .hubs import BENCH_USER, job_api_url
 
 #: A small job both implementations accept: 1 CPU for an hour on the cpu partition.
 BASE_OPTIONS = {
@@ -78,6 +79,11 @@ async def wait_ready(api: httpx.AsyncClient, hub: HubProcess, server: str, timeo
     return False
 
 
+#: How often the harness looks, where it times a spawn: fine enough that the polling itself
+#: adds at most 50 ms to a figure.
+FINE_POLL = 0.05
+
+
 async def wait_answering(client: httpx.AsyncClient, url: str, timeout: float) -> bool:
     """GET ``url`` (through the proxy, following the OAuth redirects) until it answers 200."""
     deadline = time.monotonic() + timeout
@@ -88,7 +94,7 @@ async def wait_answering(client: httpx.AsyncClient, url: str, timeout: float) ->
                 return True
         except httpx.HTTPError:
             pass
-        await asyncio.sleep(0.1)
+        await asyncio.sleep(FINE_POLL)
     return False
 
 
@@ -152,31 +158,73 @@ async def watch_progress(api: httpx.AsyncClient, hub: HubProcess, started: float
     return await asyncio.wait_for(follow(), timeout=timeout)
 
 
-# -- the floor: a bare sbatch of a Jupyter server ---------------------------------------------
+# -- the floors: a bare sbatch of a Jupyter server ---------------------------------------------
+
+#: The named server the jupyterhub-singleuser floor pretends to be: no spawner ever starts it,
+#: so the hub's routes and servers are left alone.
+FLOOR_SERVER = "bench-floor"
+
+#: Where a job finds its node's address: 127.0.0.1 on the single-node layout, the node's own
+#: address in the multi-node layout's namespaces (where the hub reaches a real server too).
+_NODE_ADDRESS = 'address=$(getent ahostsv4 "$SLURMD_NODENAME" | head -n 1 | cut -d " " -f 1)'
+
+
+def _script_head(job_name: str) -> list[str]:
+    home = pwd.getpwnam(BENCH_USER).pw_dir
+    return [
+        "#!/bin/bash",
+        f"#SBATCH --job-name={job_name}",
+        "#SBATCH --partition=cpu",
+        "#SBATCH --cpus-per-task=1",
+        "#SBATCH --time=00:10:00",
+        "#SBATCH --output=/dev/null",
+        f"#SBATCH --chdir={home}",
+        # sudo -E keeps root's HOME; Jupyter writes its runtime files under HOME
+        f"export HOME={home}",
+        f"export PATH={JOBENV_BIN}:$PATH",
+        _NODE_ADDRESS,
+    ]
 
 
 def floor_script(port: int, token: str) -> str:
-    """A job that starts JupyterLab from the job-side environment, and nothing else.
-
-    It listens on its node's address, as the hub would reach a server there (127.0.0.1 on the
-    single-node layout, the node's own address in the multi-node layout's namespaces).
-    """
-    home = pwd.getpwnam(BENCH_USER).pw_dir
+    """A job that starts JupyterLab from the job-side environment, and nothing else."""
     return "\n".join(
         [
-            "#!/bin/bash",
-            "#SBATCH --job-name=mossbench-floor",
-            "#SBATCH --partition=cpu",
-            "#SBATCH --cpus-per-task=1",
-            "#SBATCH --time=00:10:00",
-            "#SBATCH --output=/dev/null",
-            f"#SBATCH --chdir={home}",
-            # sudo -E keeps root's HOME; Jupyter writes its runtime files under HOME
-            f"export HOME={home}",
-            f"export PATH={JOBENV_BIN}:$PATH",
-            'address=$(getent ahostsv4 "$SLURMD_NODENAME" | head -n 1 | cut -d " " -f 1)',
+            *_script_head("mossbench-floor"),
             f'exec jupyter-lab --no-browser --ip="${{address:-127.0.0.1}}" --port={port} '
             f"--IdentityProvider.token={token}",
+            "",
+        ]
+    )
+
+
+def singleuser_floor_script(port: int, token: str, hub_api_url: str) -> str:
+    """A job that starts ``jupyterhub-singleuser`` as a spawner would, minus the spawner.
+
+    It gets the environment JupyterHub gives a server (token, API URL, prefix, OAuth client),
+    for a named server no spawner uses; nothing reports its port, the job just serves.
+    """
+    prefix = f"/user/{BENCH_USER}/{FLOOR_SERVER}/"
+    scopes = json.dumps([f"access:servers!server={BENCH_USER}/{FLOOR_SERVER}"])
+    environment = {
+        "JUPYTERHUB_API_TOKEN": token,
+        "JUPYTERHUB_API_URL": hub_api_url,
+        "JUPYTERHUB_BASE_URL": "/",
+        "JUPYTERHUB_USER": BENCH_USER,
+        "JUPYTERHUB_SERVER_NAME": FLOOR_SERVER,
+        "JUPYTERHUB_SERVICE_PREFIX": prefix,
+        "JUPYTERHUB_CLIENT_ID": f"jupyterhub-user-{BENCH_USER}-{FLOOR_SERVER}",
+        "JUPYTERHUB_OAUTH_CALLBACK_URL": f"{prefix}oauth_callback",
+        "JUPYTERHUB_OAUTH_ACCESS_SCOPES": scopes,
+        "JUPYTERHUB_HOST": "",
+    }
+    exports = [f"export {name}={shlex.quote(value)}" for name, value in environment.items()]
+    return "\n".join(
+        [
+            *_script_head("mossbench-floor-singleuser"),
+            *exports,
+            f'export JUPYTERHUB_SERVICE_URL="http://${{address:-127.0.0.1}}:{port}{prefix}"',
+            "exec jupyterhub-singleuser",
             "",
         ]
     )
@@ -194,10 +242,8 @@ def _job_node(env: Mapping[str, str], job_id: str) -> str | None:
     return out[1] if len(out) == 2 and out[0] == "RUNNING" else None
 
 
-async def floor_once(env: Mapping[str, str], timeout: float) -> float | None:
-    """Seconds from a bare ``sbatch`` (as the user, like the hubs) until JupyterLab answers."""
-    port, token = free_port(), secrets.token_hex(16)
-    started = time.perf_counter()
+async def submit_as_bench_user(env: Mapping[str, str], script: str) -> str:
+    """``sbatch`` a script as the benchmark's user, as the hubs do; the job's id."""
     process = await asyncio.create_subprocess_exec(
         "sudo", "-E", "-u", BENCH_USER, "sbatch", "--parsable",
         stdin=asyncio.subprocess.PIPE,
@@ -205,10 +251,28 @@ async def floor_once(env: Mapping[str, str], timeout: float) -> float | None:
         stderr=asyncio.subprocess.PIPE,
         env=dict(env),
     )  # fmt: skip
-    out, err = await process.communicate(floor_script(port, token).encode())
+    out, err = await process.communicate(script.encode())
     if process.returncode != 0:
         raise RuntimeError(f"sbatch failed: {err.decode(errors='replace').strip()}")
-    job_id = out.decode().strip().split(";")[0]
+    return out.decode().strip().split(";")[0]
+
+
+async def scancel(env: Mapping[str, str], job_id: str) -> None:
+    cancel = await asyncio.create_subprocess_exec(
+        "scancel", job_id, env=dict(env), stdout=asyncio.subprocess.DEVNULL
+    )
+    await cancel.wait()
+
+
+async def _time_bare_job(
+    env: Mapping[str, str], script: str, port: int, path: str, token: str, timeout: float
+) -> float | None:
+    """Seconds from ``sbatch`` until the job's server answers ``path`` with 200 (or None).
+
+    squeue and HTTP are both polled every 50 ms, as finely as the spawn they are compared with.
+    """
+    started = time.perf_counter()
+    job_id = await submit_as_bench_user(env, script)
     deadline = started + timeout
     try:
         address = None
@@ -217,20 +281,47 @@ async def floor_once(env: Mapping[str, str], timeout: float) -> float | None:
             if node:
                 address = socket.gethostbyname(node)
             else:
-                await asyncio.sleep(0.1)
+                await asyncio.sleep(FINE_POLL)
         headers = {"Authorization": f"token {token}"}
         async with httpx.AsyncClient(timeout=5, headers=headers) as client:
             while address and time.perf_counter() < deadline:
                 try:
-                    answer = await client.get(f"http://{address}:{port}/lab")
+                    answer = await client.get(f"http://{address}:{port}{path}")
                     if answer.status_code == 200:
                         return time.perf_counter() - started
                 except httpx.HTTPError:
                     pass
-                await asyncio.sleep(0.1)
+                await asyncio.sleep(FINE_POLL)
         return None
     finally:
-        cancel = await asyncio.create_subprocess_exec(
-            "scancel", job_id, env=dict(env), stdout=asyncio.subprocess.DEVNULL
-        )
-        await cancel.wait()
+        await scancel(env, job_id)
+
+
+async def floor_once(env: Mapping[str, str], timeout: float) -> float | None:
+    """Seconds from a bare ``sbatch`` (as the user, like the hubs) until JupyterLab answers."""
+    port, token = free_port(), secrets.token_hex(16)
+    return await _time_bare_job(env, floor_script(port, token), port, "/lab", token, timeout)
+
+
+async def singleuser_floor_once(
+    env: Mapping[str, str], api: httpx.AsyncClient, hub: HubProcess, timeout: float
+) -> float | None:
+    """Seconds from a bare ``sbatch`` of ``jupyterhub-singleuser`` until its /lab answers.
+
+    The server talks to the running hub (it checks the token it is asked with there), but is
+    asked directly, not through the proxy. Its token is the benchmark user's, made through the
+    REST API for this one job and deleted after it.
+    """
+    made = await api.post(
+        hub.api_url(f"users/{BENCH_USER}/tokens"),
+        json={"note": "benchmark: jupyterhub-singleuser floor", "expires_in": 900},
+    )
+    made.raise_for_status()
+    token, token_id = made.json()["token"], made.json()["id"]
+    try:
+        port = free_port()
+        script = singleuser_floor_script(port, token, job_api_url(hub))
+        path = f"/user/{BENCH_USER}/{FLOOR_SERVER}/lab"
+        return await _time_bare_job(env, script, port, path, token, timeout)
+    finally:
+        await api.delete(hub.api_url(f"users/{BENCH_USER}/tokens/{token_id}"))

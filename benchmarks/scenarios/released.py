@@ -1,0 +1,235 @@
+"""Scenario 7: node released → /lab. How soon a queued spawn's user gets JupyterLab once
+the resources it waited for are free.
+
+Each try fills the cpu partition with a holding job of the benchmark's user (one task per idle
+CPU, ``sleep``), makes the spawn request, waits until the spawn's job is PENDING (and then
+``released_pending_seconds`` more, so that the hub treats it as a job that has waited), then
+cancels the holding job and times, from that ``scancel``:
+
+- Slurm starts the spawn's job (``squeue`` says RUNNING; polled every 50 ms);
+- the hub learns the job runs (our spawner's timeline line; ours only);
+- the hub calls the server ready (JupyterHub's own log line);
+- ``/user/mossbench/lab`` answers 200 through the proxy (polled every 50 ms).
+
+The target compares released → /lab with scenario 5's spawn request → /lab on the same hub:
+once the node is free, the queued user should wait no longer than one who never queued.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+import httpx
+
+from tests.support.hub import HubProcess
+
+from ..hubs import BENCH_USER
+from ..jobs import bench_jobs, cancel_bench_jobs, cpu_counts, other_jobs, wait_for_idle_cpus
+from ..load import login
+from ..report import Results, Target, median, spread
+from ..settings import Settings
+from ..spawning import (
+    BASE_OPTIONS,
+    FINE_POLL,
+    api_client,
+    request_spawn,
+    scancel,
+    stop_server,
+    submit_as_bench_user,
+    wait_answering,
+)
+from ..timeline import read_timeline
+from .spawn import spawn_to_lab_median
+
+S7 = "7. node released to /lab"
+
+#: The points of a try, in seconds from the release: (key, how the table names it).
+POINTS = [
+    ("slurm_running", "Slurm starts the job (squeue RUNNING)"),
+    ("running", "hub learns the job runs"),
+    ("hub_ready", "hub calls it ready (its log)"),
+    ("lab", "/lab 200 through the proxy"),
+]
+
+
+@dataclass
+class ReleasedTry:
+    points: dict[str, float] = field(default_factory=dict)  # seconds from the release
+    problem: str = ""
+    # Other users' jobs in the queue at the release: they may take the freed CPUs first, which
+    # then shows as a late "Slurm starts the job" rather than as the hub's fault.
+    others: int = 0
+
+
+async def run(
+    hub: HubProcess,
+    settings: Settings,
+    env: Mapping[str, str],
+    results: Results,
+    say: Callable[[str], None],
+) -> None:
+    key = hub.name
+    client = await login(hub.hub_url(), BENCH_USER)
+    api = api_client(hub)
+    tries: list[ReleasedTry] = []
+    try:
+        for attempt in range(settings.released_tries):
+            await asyncio.to_thread(cancel_bench_jobs, env)
+            await asyncio.to_thread(wait_for_idle_cpus, env, 1, settings.ready_timeout)
+            tries.append(await _released_once(hub, client, env, settings))
+            await stop_server(api, hub)
+            await asyncio.to_thread(cancel_bench_jobs, env)
+            say(f"{key}: released try {attempt + 1}: {_try_text(tries[-1])}")
+    finally:
+        await client.aclose()
+        await api.aclose()
+    _report(key, tries, settings, results)
+
+
+def holding_script(cpus: int) -> str:
+    """A job that takes ``cpus`` CPUs of the cpu partition (one task each) and only sleeps."""
+    return "\n".join(
+        [
+            "#!/bin/bash",
+            "#SBATCH --job-name=mossbench-hold",
+            "#SBATCH --partition=cpu",
+            f"#SBATCH --ntasks={cpus}",
+            "#SBATCH --cpus-per-task=1",
+            "#SBATCH --time=00:15:00",
+            "#SBATCH --output=/dev/null",
+            "#SBATCH --chdir=/tmp",
+            "exec sleep 600",
+            "",
+        ]
+    )
+
+
+async def _released_once(
+    hub: HubProcess, client: httpx.AsyncClient, env: Mapping[str, str], settings: Settings
+) -> ReleasedTry:
+    one = ReleasedTry()
+    idle, _total = await asyncio.to_thread(cpu_counts, env, "cpu")
+    holder = await submit_as_bench_user(env, holding_script(idle))
+    if not await _wait_for_state(env, lambda job, _: job == holder, "RUNNING", 60):
+        one.problem = f"the holding job ({idle} CPUs) never ran"
+        return one
+    requested = time.time()
+    request = asyncio.create_task(request_spawn(client, hub, BASE_OPTIONS))
+    try:
+        spawn_job = await _wait_for_state(env, lambda job, _: job != holder, "PENDING", 60)
+        if spawn_job is None:
+            one.problem = "the spawn's job never pended (did it start, or was it refused?)"
+            return one
+        await asyncio.sleep(settings.released_pending_seconds)
+        one.others = await asyncio.to_thread(other_jobs, env)
+        released, released_at = time.time(), time.perf_counter()
+        await scancel(env, holder)
+        deadline = released_at + settings.ready_timeout
+        lab_url = hub.url + f"user/{BENCH_USER}/lab"
+        slurm_running, lab = await asyncio.gather(
+            _until_running(env, spawn_job, deadline),
+            _until_lab(client, lab_url, request, deadline),
+        )
+        if slurm_running is not None:
+            one.points["slurm_running"] = slurm_running - released_at
+        if lab is not None:
+            one.points["lab"] = lab - released_at
+        else:
+            one.problem = "/lab never answered 200"
+    finally:
+        if not request.done():
+            request.cancel()
+    timeline = read_timeline(hub.log(), BENCH_USER, requested)
+    for point in ("running", "hub_ready"):
+        if point in timeline.points:  # seconds from the request, made seconds from the release
+            one.points[point] = timeline.points[point] + requested - released
+    return one
+
+
+async def _wait_for_state(
+    env: Mapping[str, str], which: Callable[[str, str], bool], state: str, timeout: float
+) -> str | None:
+    """The id of a benchmark job that ``which`` picks once it is in ``state`` (or None)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for job_id, job_state in await asyncio.to_thread(bench_jobs, env):
+            if which(job_id, job_state):
+                if job_state == state:
+                    return job_id
+                if state == "PENDING" and job_state != "PENDING":
+                    return None  # it did not wait: this try measures nothing
+        await asyncio.sleep(0.2)
+    return None
+
+
+async def _until_running(env: Mapping[str, str], job_id: str, deadline: float) -> float | None:
+    """The ``perf_counter()`` when squeue first shows the job RUNNING (polled every 50 ms)."""
+    while time.perf_counter() < deadline:
+        state = dict(await asyncio.to_thread(bench_jobs, env)).get(job_id)
+        if state == "RUNNING":
+            return time.perf_counter()
+        if state not in ("PENDING", "CONFIGURING"):
+            return None  # gone or failed: it will not run
+        await asyncio.sleep(FINE_POLL)
+    return None
+
+
+async def _until_lab(
+    client: httpx.AsyncClient, url: str, request: asyncio.Task, deadline: float
+) -> float | None:
+    """The ``perf_counter()`` when /lab answers 200 through the proxy (polled every 50 ms).
+
+    The spawn request is still open (JupyterHub holds it for up to ``slow_spawn_timeout``); /lab
+    is only asked for once it has answered, as the browser follows the answer's redirect.
+    """
+    # A failed spawn request leaves /lab unanswered too, which is what the try then reports.
+    with contextlib.suppress(httpx.HTTPError, TimeoutError):
+        await asyncio.wait_for(request, max(0.0, deadline - time.perf_counter()))
+    if await wait_answering(client, url, deadline - time.perf_counter()):
+        return time.perf_counter()
+    return None
+
+
+def _report(key: str, tries: list[ReleasedTry], settings: Settings, results: Results) -> None:
+    n = len(tries)
+    failures = [t.problem for t in tries if t.problem]
+    failed = f"{len(failures)} of {n} failed: {failures[0][:80]}" if failures else ""
+    for point, label in POINTS:
+        values = [t.points[point] for t in tries if point in t.points]
+        results.put(
+            key,
+            S7,
+            f"from the release (scancel of the holding job): {label}, median of {n}",
+            median(values),
+            unit="s",
+            digits=2,
+            note="; ".join(p for p in (spread(values), failed if point == "lab" else "") if p),
+        )
+    labs = [t.points["lab"] for t in tries if "lab" in t.points]
+    never_waited = spawn_to_lab_median(results, key)
+    results.put(
+        key,
+        S7,
+        "released → /lab / spawn request → /lab of scenario 5 (never waited)",
+        median(labs) / never_waited if labs and never_waited else float("nan"),
+        digits=2,
+        target=Target("ours ≤ 1.0 (no slower than never waited)", lambda ours, _ref: ours <= 1.0),
+    )
+    for number, one in enumerate(tries, 1):
+        results.notes.append(
+            f"{key}, scenario 7, try {number} (pended {settings.released_pending_seconds:.0f} s "
+            f"before the release): {_try_text(one)}"
+        )
+
+
+def _try_text(one: ReleasedTry) -> str:
+    shown = ", ".join(
+        f"{label} {one.points[point]:.2f} s" if point in one.points else f"{label} —"
+        for point, label in POINTS
+    )
+    others = f"; {one.others} other users' jobs in the queue at the release" if one.others else ""
+    return shown + others + (f"; {one.problem}" if one.problem else "")
