@@ -20,7 +20,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tests.support.cluster_hub import cluster_hub_config
-from tests.support.cluster_partitions import every_field_spelled_out
+from tests.support.cluster_partitions import (
+    JOBENV_BATCHSPAWNER_BIN,
+    JOBENV_BIN,
+    every_field_spelled_out,
+)
 from tests.support.hub import HubProcess, HubSite, hub_config, launched_hub
 from tests.support.infra import NPM_BIN, REPO
 
@@ -45,6 +49,9 @@ class Implementation:
     label: str
     python: Path
     own_config: str = ""
+    #: The job-side environment: ours needs jupyterhub and jupyterlab only; the reference's
+    #: jobs run batchspawner's wrapper. Both hold the same jupyterhub and jupyterlab (dev/jobenv).
+    jobenv_bin: str = JOBENV_BIN
 
 
 def implementations(refresh_seconds: int) -> list[Implementation]:
@@ -63,7 +70,10 @@ def implementations(refresh_seconds: int) -> list[Implementation]:
     return [
         Implementation("ours", "ours", OURS_PYTHON, ours_config),
         Implementation(
-            "reference", f"reference {REFERENCE_VERSION}", REFERENCE_VENV / "bin" / "python"
+            "reference",
+            f"reference {REFERENCE_VERSION}",
+            REFERENCE_VENV / "bin" / "python",
+            jobenv_bin=JOBENV_BATCHSPAWNER_BIN,
         ),
     ]
 
@@ -158,6 +168,7 @@ def running_hub(
     Both hubs read the same configuration: dev/cluster's partitions with every field spelled
     out (the reference requires them; ours then reads only the availability from Slurm, so
     both pages show the same limits), then the implementation's own lines, then ``extra``.
+    Only the job-side environment differs: the reference's needs batchspawner.
     """
     for stale in ("jupyterhub.sqlite", "jupyterhub.pid"):
         (root / stale).unlink(missing_ok=True)
@@ -166,7 +177,7 @@ def running_hub(
         [
             hub_config(site, users=[BENCH_USER], admins=[], hub_address=hub_address()),
             "import batchspawner  # noqa: F401  (the reference's documented set-up imports it)",
-            cluster_hub_config(every_field_spelled_out()),
+            cluster_hub_config(every_field_spelled_out(implementation.jobenv_bin)),
             textwrap.dedent(implementation.own_config),
             textwrap.dedent(extra),
         ]

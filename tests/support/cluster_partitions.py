@@ -63,7 +63,7 @@ SITE_PARTITIONS: dict[str, dict[str, Any]] = {
 }
 
 
-def every_field_spelled_out() -> dict[str, Any]:
+def every_field_spelled_out(jobenv_bin: str = JOBENV_BIN) -> dict[str, Any]:
     """:data:`CLUSTER_PARTITIONS` with every field given, as the reference implementation needs.
 
     The limits are Slurm's own, so a spawner that reads them from Slurm offers the same; each
@@ -79,7 +79,7 @@ def every_field_spelled_out() -> dict[str, Any]:
             "jupyter_environments": {
                 "default": {
                     "description": "Default",
-                    "path": JOBENV_BIN,
+                    "path": jobenv_bin,
                     "modules": "",
                     "add_to_path": True,
                     "prologue": "",
