@@ -63,17 +63,20 @@ class UserAccounting:
 
 
 async def read_accounting(runner: SlurmRunner, users: Collection[str]) -> AccountingRead:
-    """The QOS table and ``users``' associations: two ``sacctmgr`` calls (one if no user)."""
-    try:
-        qos_out = await runner.run("sacctmgr", list(QOS_ARGS))
-    except SlurmCommandError as error:
-        if accounting_is_off(error.stderr):
-            return AccountingRead(enabled=False)
-        raise
+    """The QOS table and ``users``' associations: two ``sacctmgr`` calls (one if no user), run
+    side by side, since a user seen for the first time waits for both."""
     safe = [user for user in users if safe_slurm_name(user)]
-    associations = ""
+    calls = [runner.run("sacctmgr", list(QOS_ARGS))]
     if safe:
-        associations = await runner.run("sacctmgr", user_association_args(safe))
+        calls.append(runner.run("sacctmgr", user_association_args(safe)))
+    results = await asyncio.gather(*calls, return_exceptions=True)
+    first = results[0]
+    if isinstance(first, SlurmCommandError) and accounting_is_off(first.stderr):
+        return AccountingRead(enabled=False)
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
+    qos_out, associations = results[0], results[1] if safe else ""
     return AccountingRead(True, parse_qos(qos_out), parse_user_associations(associations))
 
 

@@ -144,6 +144,9 @@ async def test_a_cluster_without_slurmdbd_is_recognised_and_offers_nothing():
     accounts = AccountsView(query=lambda users: read_accounting(runner, users), min_interval=0.01)
     alice = await accounts.for_user("alice")
     assert not alice.enabled and alice.associations is None
+    # the first look: its two calls (QOS and users, side by side) both answer locally that
+    # accounting is off, reaching no daemon
+    assert runner.calls == 4
     await accounts.for_user("alice")
-    assert runner.calls == 2  # the first look, then nothing more per view
+    assert runner.calls == 4  # then nothing more per view
     await accounts.close()
