@@ -34,8 +34,9 @@ HTMX_HEADERS = {"HX-Request": "true"}
 #: Both hubs read Slurm as BENCH_USER (see hubs.py), so sdiag's per-user count of that account
 #: is what the spawner under test asked of slurmctld, whoever else uses the cluster.
 BY_HUB = f"Slurm RPCs by the hub (as {BENCH_USER})"
-#: One refresh of our cluster view: sinfo (partition + node info) and scontrol show reservation.
-RPCS_PER_REFRESH = 3
+#: One refresh of our cluster view: sinfo (partition + node info), scontrol show partition (who
+#: may use each, issue 13) and scontrol show reservation.
+RPCS_PER_REFRESH = 4
 WARM_UP = 3  # first renders compile templates and fill caches: not measured
 
 
