@@ -103,6 +103,14 @@ async def _sequential_pages(key, client, spawn_url, home_url, settings, env, res
     put_latency(results, key, S1_HOME_SEQ, home, n, "median", 50)
     put_latency(results, key, S1_HOME_SEQ, home, n, "p90", 90)
     results.put(key, S1_SEQ, f"errors (of {n})", spawn.errors, digits=0)
+    results.put(
+        key,
+        S1_SEQ,
+        "median / /hub/home's median, same hub",
+        spawn.percentile(50) / home.percentile(50),
+        digits=2,
+        target=Target("ours ≤ 1.3 x /hub/home", lambda ours, _ref: ours <= 1.3),
+    )
     return window, spawn.count
 
 
@@ -130,6 +138,14 @@ async def _concurrent_pages(key, hub, spawn_url, home_url, settings, env, result
     put_latency(results, key, S1_CONC, spawn, None, "p99", 99)
     results.put(key, S1_CONC, "errors", spawn.errors, digits=0)
     results.put(key, S1_HOME_CONC, f"requests/s ({label})", home.rps)
+    results.put(
+        key,
+        S1_CONC,
+        "requests/s / /hub/home's, same hub",
+        spawn.rps / home.rps if home.rps else float("nan"),
+        digits=2,
+        target=Target("ours ≥ 0.8 x /hub/home", lambda ours, _ref: ours >= 0.8),
+    )
     put_latency(results, key, S1_HOME_CONC, home, None, "p50", 50)
     put_latency(results, key, S1_HOME_CONC, home, None, "p99", 99)
     return window, spawn.count
