@@ -49,10 +49,40 @@ TYPED_IN_ADDRESS_BAR = {
 }
 
 
+#: Ports this process has handed out: a hub's three ports must differ (bind(0) just after a
+#: close may give the very same port again), and no two hubs of one run may share one.
+_HANDED_OUT: set[int] = set()
+_LOWEST_PORT = 20000
+
+
+def _ephemeral_start() -> int:
+    """Where the system's ephemeral ports begin (bind(0), outgoing connections, and the Jupyter
+    servers of jobs, which bind port 0, all take theirs from there)."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A loopback port that nothing listens on now, never handed out before in this process.
+
+    It is picked below the ephemeral range, so another program taking it between this check
+    and its user's bind is unlikely.
+    """
+    high = max(_ephemeral_start() - 1, _LOWEST_PORT + 1000)
+    for _ in range(500):
+        port = secrets.randbelow(high - _LOWEST_PORT) + _LOWEST_PORT
+        if port in _HANDED_OUT:
+            continue
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _HANDED_OUT.add(port)
+        return port
+    raise RuntimeError(f"no free loopback port between {_LOWEST_PORT} and {high}")
 
 
 @dataclass(frozen=True)
