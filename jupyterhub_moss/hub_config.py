@@ -7,7 +7,6 @@ the closing of the shared Slurm services when that hub stops: see :func:`hook_in
 
 from __future__ import annotations
 
-import asyncio
 import functools
 from typing import Any
 
@@ -70,7 +69,6 @@ def _wrap_init_handlers(hub_class: type) -> None:
             _check_port_report_route(app)
             _check_partitions(app)
             _check_admin_sbatch_options(app)
-            _read_the_cluster_now(app)
         return result
 
     init_handlers._moss_hook = True  # type: ignore[attr-defined]
@@ -159,35 +157,6 @@ def _check_admin_sbatch_options(app: Any) -> None:
     except SbatchOptionError as exc:
         app.log.critical("jupyterhub_moss cannot start: req_options: %s", exc)
         app.exit(1)
-
-
-def _read_the_cluster_now(app: Any) -> None:
-    """Start the shared view's first read of the cluster while the hub starts, so that the first
-    user to open the spawn page or follow a spawn link does not wait for it. One read, whatever
-    happens next: the view refreshes again only while someone asks (see :mod:`.slurm.view`)."""
-    try:
-        loop = asyncio.get_running_loop()
-    except RuntimeError:  # initialize() outside a running loop: the first request reads
-        return
-    spawner = app.spawner_class(config=app.config)
-
-    async def first_read() -> None:
-        try:
-            snapshot = await spawner.cluster_snapshot()  # None when Slurm does not answer
-        except Exception:  # never let the start-up read stop or spoil the hub's start
-            app.log.warning("jupyterhub_moss: first read of the cluster failed", exc_info=True)
-            return
-        app.log.info(
-            "jupyterhub_moss: first read of the cluster %s",
-            "done" if snapshot is not None else "failed; the first request tries again",
-        )
-
-    task = loop.create_task(first_read())
-    _start_up_tasks.add(task)  # a task nobody holds may be collected before it runs
-    task.add_done_callback(_start_up_tasks.discard)
-
-
-_start_up_tasks: set[asyncio.Task] = set()
 
 
 def _describe(handler: Any) -> str:
