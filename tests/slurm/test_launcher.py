@@ -84,19 +84,31 @@ def answers(hub, api, user: str, name: str = "") -> bool:
     return client.get(path).status_code == 200
 
 
+def spawn_until_it_answers(hub, api, options: dict, started: list[str]) -> str:
+    """Spawn alice's default server and wait until it answers through the proxy; its job id,
+    also put in ``started`` as soon as it is known (for the test's clean-up)."""
+    assert request_spawn(api, "alice", options).status_code in (201, 202)
+    started.append(wait_for_job_id(api, "alice"))
+    wait_until_ready(api, "alice")
+    assert answers(hub, api, "alice")
+    return started[-1]
+
+
+def job_commands(job_id: str) -> list[list[str]]:
+    """The command lines of the job's live processes."""
+    return [command_line(pid) for pid in job_processes(job_id)]
+
+
 def test_an_environment_without_batchspawner_runs_the_server_through_our_launcher(
     slurm_cluster, cluster_hub
 ):
     assert not has_batchspawner(JOBENV_BIN), f"{JOBENV_BIN} must hold no batchspawner"
     env, api = slurm_cluster.env, cluster_hub.api()
-    job_id = ""
+    started: list[str] = []
     try:
-        assert request_spawn(api, "alice", DEBUG_OPTIONS).status_code in (201, 202)
-        job_id = wait_for_job_id(api, "alice")
-        wait_until_ready(api, "alice")
-        assert answers(cluster_hub, api, "alice")
+        job_id = spawn_until_it_answers(cluster_hub, api, DEBUG_OPTIONS, started)
         # The server runs with the port the system gave it, under the job step's own pid
-        commands = [command_line(pid) for pid in job_processes(job_id)]
+        commands = job_commands(job_id)
         # (srun's own command line holds the launcher's source: look at the programs run)
         programs = [words[:3] for words in commands]
         server = next(
@@ -115,7 +127,7 @@ def test_an_environment_without_batchspawner_runs_the_server_through_our_launche
         assert timeline["port"] == timeline["listening"]  # reported as the server listened
         stop_server(api, "alice")
     finally:
-        cancel(env, [job_id] if job_id else [])
+        cancel(env, started)
 
 
 def test_two_servers_starting_at_once_on_one_node_each_get_their_own_port(
@@ -188,13 +200,10 @@ def test_an_environment_with_batchspawner_still_works_with_its_wrapper(slurm_clu
     hub = hub_factory(extra_config=config, env=env)
     api = hub.api()
     options = {**DEBUG_OPTIONS, "environment_path": JOBENV_BATCHSPAWNER_BIN}
-    job_id = ""
+    started: list[str] = []
     try:
-        assert request_spawn(api, "alice", options).status_code in (201, 202)
-        job_id = wait_for_job_id(api, "alice")
-        wait_until_ready(api, "alice")
-        assert answers(hub, api, "alice")
-        commands = [command_line(pid) for pid in job_processes(job_id)]
+        job_id = spawn_until_it_answers(hub, api, options, started)
+        commands = job_commands(job_id)
         assert any(
             word.endswith("batchspawner-singleuser") for words in commands for word in words[:3]
         ), commands
@@ -203,4 +212,4 @@ def test_an_environment_with_batchspawner_still_works_with_its_wrapper(slurm_clu
         assert "listening" not in timeline and "port" in timeline
         stop_server(api, "alice")
     finally:
-        cancel(env, [job_id] if job_id else [])
+        cancel(env, started)
