@@ -3,8 +3,9 @@
 ``sbatch --parsable`` and ``scancel`` run with the user's prefix (``exec_prefix``, e.g.
 ``sudo -E -u alice``), from an argument list, never a shell; the script goes on stdin. A
 username that ``sudo -u`` could misread is refused before anything runs. An ``sbatch`` that
-times out may still create its job once slurmctld reads the request: such jobs are looked for
-afterwards and cancelled, since no spawn waits for them.
+times out, or that is stopped because JupyterHub cancelled the spawn, may still create its job
+once slurmctld reads the request: such jobs are looked for afterwards and cancelled, since no
+spawn waits for them.
 """
 
 from __future__ import annotations
@@ -18,10 +19,11 @@ from .job_reports import SpawnFailed, parse_job_id, slurm_error_text
 from .log_safe import log_safe
 from .slurm.commands import SlurmCommandError, SlurmTimeout, UnsafeUsername, check_username
 from .slurm.times import parse_slurm_time
+from .waiting import wait_at_most
 
 __all__ = ["UNCLAIMED_JOB_SWEEP_SECONDS", "JobSubmission"]
 
-#: After an sbatch that timed out, how long to keep looking for the job it may still create.
+#: After an sbatch that timed out or was stopped, how long to look for the job it may create.
 UNCLAIMED_JOB_SWEEP_SECONDS = 900.0
 # The sweeps running now: asyncio keeps only weak references to tasks.
 #: How long a cancelled start waits for the scancel of its job (see _cancel_after_cancelled_start).
@@ -61,12 +63,15 @@ class JobSubmission:
                 input=script,
                 env_extra=dict(env),
             )
+        except asyncio.CancelledError:
+            # The user cancelled the spawn while sbatch ran. Stopping sbatch does not take back
+            # a request slurmctld already has: the job may appear, with no spawn waiting for it.
+            self._sweep_unclaimed_jobs(since, "whose spawn was cancelled")
+            raise
         except SlurmTimeout as error:
             # The request may still reach slurmctld (a stopped controller reads it when it
             # resumes) and create a job that no spawn waits for: look for it, and cancel it.
-            task = asyncio.ensure_future(self._cancel_unclaimed_jobs(since))
-            _SWEEPS.add(task)
-            task.add_done_callback(_SWEEPS.discard)
+            self._sweep_unclaimed_jobs(since, "that timed out")
             raise SpawnFailed(
                 f"Slurm is not answering: sbatch gave no answer within {error.timeout:g} s. "
                 "Please try again in a few minutes.",
@@ -84,9 +89,16 @@ class JobSubmission:
         except ValueError as error:
             raise SpawnFailed(f"Slurm did not say which job it created: {error}") from error
 
-    async def _cancel_unclaimed_jobs(self, since: datetime) -> None:
-        """After an sbatch that timed out: once Slurm answers again, cancel the user's jobs of
-        this hub's ``job_name`` submitted since then that none of the user's servers claims.
+    def _sweep_unclaimed_jobs(self, since: datetime, why: str) -> None:
+        """Start :meth:`_cancel_unclaimed_jobs` on its own: it outlives the spawn."""
+        task = asyncio.ensure_future(self._cancel_unclaimed_jobs(since, why))
+        _SWEEPS.add(task)
+        task.add_done_callback(_SWEEPS.discard)
+
+    async def _cancel_unclaimed_jobs(self, since: datetime, why: str) -> None:
+        """After an sbatch that gave no job id (it timed out, or was stopped because its spawn
+        was cancelled; ``why`` says which, for the log): once Slurm answers, cancel the user's
+        jobs of this hub's ``job_name`` submitted since then that none of their servers claims.
 
         Two looks a few seconds apart, in case the late submission is read after the first.
         A look is put off while another server of the same user is being submitted, since
@@ -114,9 +126,10 @@ class JobSubmission:
                 if job_id in claimed or when is None or when < since - timedelta(seconds=1):
                     continue
                 self.log.warning(
-                    "Cancelling job %s of %s: submitted by an sbatch that timed out",
+                    "Cancelling job %s of %s: submitted by an sbatch %s",
                     job_id,
                     log_safe(self.user.name),
+                    why,
                 )
                 await self._cancel_quietly(job_id)
             delay, looks = 5.0, looks + 1
@@ -143,7 +156,7 @@ class JobSubmission:
         _SWEEPS.add(task)
         task.add_done_callback(_SWEEPS.discard)
         with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(asyncio.shield(task), CANCEL_WAIT_SECONDS)
+            await wait_at_most(asyncio.shield(task), CANCEL_WAIT_SECONDS)
 
     async def _cancel_quietly(self, job_id: str) -> None:
         # Logged by cancel_job; the job stays visible to the next poll.

@@ -26,6 +26,7 @@ from typing import Any
 from tornado import web
 
 from .log_safe import log_safe
+from .waiting import wait_at_most
 
 __all__ = ["JobReports", "PortReportReceiver"]
 
@@ -108,5 +109,5 @@ class PortReportReceiver:
             await asyncio.sleep(seconds)
             return
         with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(reports.news.wait(), seconds)
+            await wait_at_most(reports.news.wait(), seconds)
         reports.news.clear()

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Literal, overload
 
 from ..log_safe import log_safe
+from ..waiting import wait_at_most
 
 log = logging.getLogger(__name__)
 
@@ -279,7 +280,7 @@ async def _execute(
         raise SlurmCommandError(argv, None, "", f"cannot be started: {error}") from error
     data = input.encode() if input is not None else None
     try:
-        out, err = await asyncio.wait_for(process.communicate(data), timeout)
+        out, err = await wait_at_most(process.communicate(data), timeout)
     except asyncio.TimeoutError:
         await _stop(process)
         raise SlurmTimeout(argv, timeout) from None
@@ -300,7 +301,7 @@ async def _stop(process: asyncio.subprocess.Process) -> None:
         return
     _signal_group(process.pid, signal.SIGTERM)
     try:
-        await asyncio.wait_for(process.wait(), _TERMINATE_GRACE)
+        await wait_at_most(process.wait(), _TERMINATE_GRACE)
     except asyncio.TimeoutError:
         _signal_group(process.pid, signal.SIGKILL)
         await process.wait()

@@ -20,6 +20,8 @@ ROOT = "jupyterhub_moss"
 MAX_MODULE_LINES = 400
 MAX_FUNCTION_LINES = 60
 #: The modules that know JupyterHub (its classes, handlers, traits or the running hub).
+#: Modules any layer may import: they import nothing of the package themselves.
+LEAF_UTILITIES = {f"{ROOT}.log_safe", f"{ROOT}.waiting"}
 HUB_FACING = ("spawner", "spawn_page_hooks", "slurm_access", "lifecycle", "handlers", "hub_config")
 
 
@@ -95,13 +97,51 @@ def test_no_import_cycle_in_the_package():
     assert find_cycle() is None, " → ".join(find_cycle() or [])
 
 
-def test_the_slurm_layer_imports_only_itself_and_log_safe():
+def test_the_leaf_utilities_import_nothing_of_the_package():
+    for name in LEAF_UTILITIES:
+        assert not GRAPH[name], f"{name} imports {sorted(GRAPH[name])}"
+
+
+def test_the_slurm_layer_imports_only_itself_and_the_leaf_utilities():
     for name, targets in GRAPH.items():
         if name.startswith(f"{ROOT}.slurm."):
             outside = {
-                t for t in targets if not t.startswith(f"{ROOT}.slurm") and t != f"{ROOT}.log_safe"
+                t for t in targets if not t.startswith(f"{ROOT}.slurm") and t not in LEAF_UTILITIES
             }
             assert not outside, f"{name} imports {sorted(outside)}"
+
+
+def asyncio_wait_for_calls(source: str) -> list[int]:
+    """The lines of ``source`` that call ``asyncio.wait_for``."""
+    return [
+        node.lineno
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr == "wait_for"
+        and isinstance(node.func.value, ast.Name)
+        and node.func.value.id == "asyncio"
+    ]
+
+
+def test_the_checker_of_wait_for_calls_finds_them():
+    # a check of the checker: a call is found, a mention in text or another wait_for is not
+    source = (
+        'import asyncio\n"asyncio.wait_for"\nasync def f(x):\n    await asyncio.wait_for(x, 1)\n'
+    )
+    assert asyncio_wait_for_calls(source) == [4]
+    assert asyncio_wait_for_calls("async def f(o):\n    await o.wait_for(1)\n") == []
+
+
+def test_no_module_waits_with_asyncio_wait_for():
+    """Before Python 3.12 it can drop a cancellation, and a spawn that drops JupyterHub's
+    cancel makes the user's stop a 500 (see :mod:`jupyterhub_moss.waiting`)."""
+    found = {
+        name: lines
+        for name in MODULES
+        if (lines := asyncio_wait_for_calls(MODULES[name].read_text()))
+    }
+    assert not found, f"use waiting.wait_at_most instead: {found}"
 
 
 def test_the_form_and_the_plain_modules_do_not_import_the_hub_facing_ones():

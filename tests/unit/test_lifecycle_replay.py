@@ -323,6 +323,36 @@ def test_a_spawn_cancelled_while_its_job_pends_cancels_the_job_as_the_user(tmp_p
     ]
 
 
+@pytest.mark.parametrize("steps", range(8))
+def test_a_cancel_landing_just_after_the_job_reports_still_ends_the_start(tmp_path, steps):
+    """JupyterHub fails the user's stop (a 500) if the start it cancelled still runs a second
+    later. A cancel that landed in the steps where the report woke the start was lost before
+    (``asyncio.wait_for``, see :mod:`jupyterhub_moss.waiting`); each step is tried."""
+    replies = {
+        "sbatch": [SBATCH],
+        "squeue": [Reply.captured("squeue_pending")],
+        "scancel": [Reply.captured("scancel")],
+    }
+    spawner = spawner_for(tmp_path, replies)
+
+    async def report_then_cancel() -> None:
+        started = asyncio.ensure_future(spawner.start())
+        await asyncio.sleep(0)
+        async for event in spawner.progress():
+            if event["message"].startswith("Waiting for resources"):
+                break
+        assert spawner.report_port(closed_port())
+        for _ in range(steps):
+            await asyncio.sleep(0)
+        started.cancel()
+        # JupyterHub waits one second; a lost cancel would leave the start waiting for good
+        done, _ = await asyncio.wait({started}, timeout=1)
+        assert done and started.cancelled(), f"the start lost the cancel {steps} steps in"
+
+    run(report_then_cancel())
+    assert spawner.slurm.ran()[-1] == f"{AS_USER} scancel {FAILED_JOB}"
+
+
 def test_a_cancelled_start_does_not_wait_for_a_slow_scancel(tmp_path):
     """JupyterHub stops a server one second after cancelling its start, and that stop fails
     (a 500) while the start still runs: a scancel stuck on a busy controller goes on alone."""
