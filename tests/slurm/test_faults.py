@@ -4,6 +4,8 @@
   answering within a bounded time, with the "Slurm did not answer" banner; a spawn fails with
   "Slurm is not answering" (not a 500, not a hang); and no job appears in the queue behind the
   user's back once the controller is back (a timed-out sbatch may still have reached it);
+- a spawn cancelled by its user while ``sbatch`` waits for that stopped controller: the stop
+  answers (not a 500), and the job the stopped sbatch may still create is cancelled;
 - ``sinfo`` hanging past the hub's timeout: the same banner, and nothing else waits for it;
 - a node drained while a server runs there: the server is still reported running, and the
   availability table shows the drain;
@@ -160,13 +162,7 @@ def test_a_stopped_controller_gives_a_stale_page_and_a_clear_spawn_error(
     assert spawn_seconds <= 3 * SLURM_TIMEOUT + 15
     # A timed-out sbatch may still reach the controller once it runs again: the job it
     # creates must not stay in the queue, unknown to the hub (the hub looks twice, 5 s apart).
-    queued: list[list[str]] = []
-    looked_from, deadline = time.monotonic(), time.monotonic() + 30
-    while time.monotonic() < deadline:
-        queued.append(jobs_named(cluster_env, job_name))
-        if time.monotonic() - looked_from > 10 and queued[-6:] == [[]] * 6:
-            break
-        time.sleep(1)
+    queued = wait_until_no_job_is_queued(cluster_env, job_name)
     print(f"faults: jobs of the timed-out sbatch in the queue, second by second: {queued}")
     assert queued[-6:] == [[]] * 6
     if any(queued):
@@ -175,6 +171,47 @@ def test_a_stopped_controller_gives_a_stale_page_and_a_clear_spawn_error(
     for user in ("alice", "bob"):
         server = server_model(api, user)
         assert server is None or not (server["ready"] or server["pending"]), server
+
+
+def wait_until_no_job_is_queued(env, job_name: str) -> list[list[str]]:
+    """The jobs named ``job_name`` second by second, until none was seen for 6 s in a row
+    (at least 10 s after the call, for a late submission to show up) or 30 s passed."""
+    queued: list[list[str]] = []
+    looked_from, deadline = time.monotonic(), time.monotonic() + 30
+    while time.monotonic() < deadline:
+        queued.append(jobs_named(env, job_name))
+        if time.monotonic() - looked_from > 10 and queued[-6:] == [[]] * 6:
+            break
+        time.sleep(1)
+    return queued
+
+
+def sbatch_running() -> bool:
+    found = subprocess.run(["pgrep", "-x", "sbatch"], capture_output=True, check=False)
+    return found.returncode == 0
+
+
+def test_a_spawn_cancelled_while_sbatch_waits_answers_the_stop_and_leaves_no_job(
+    slurm_cluster, hub_factory, cluster_env, job_name
+):
+    # sbatch may wait 60 s here: it is the user's cancel that stops it, not the hub's timeout
+    hub = hub_factory(extra_config=hub_config(job_name, timeout=60), env=cluster_env)
+    api = hub.api()
+    with stopped_slurmctld(slurm_cluster.state_dir):
+        started = request_spawn(api, "alice", GOOD)
+        assert started.status_code == 202, started.text
+        wait_for("sbatch to wait for the stopped controller", sbatch_running, 30)
+        stopped = api.delete("users/alice/server")
+        # JupyterHub gives a cancelled start one second to end, else the stop is a 500
+        assert stopped.status_code in (202, 204), stopped.text
+        wait_for("the stopped sbatch to end", lambda: not sbatch_running(), 10)
+    queued = wait_until_no_job_is_queued(cluster_env, job_name)
+    print(f"faults: jobs of the cancelled spawn's sbatch in the queue, second by second: {queued}")
+    assert queued[-6:] == [[]] * 6
+    if any(queued):
+        assert "submitted by an sbatch whose spawn was cancelled" in hub.log()
+    server = server_model(api, "alice")
+    assert server is None or not (server["ready"] or server["pending"]), server
 
 
 def slow_sinfo(folder: Path, flag: Path) -> Path:
