@@ -15,7 +15,7 @@ import shlex
 import socket
 import subprocess
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
 import httpx
@@ -265,16 +265,26 @@ async def scancel(env: Mapping[str, str], job_id: str) -> None:
 
 
 async def _time_bare_job(
-    env: Mapping[str, str], script: str, port: int, path: str, token: str, timeout: float
+    env: Mapping[str, str],
+    script: str,
+    port: int,
+    path: str,
+    token: str,
+    timeout: float,
+    start_clock: Callable[[str], Awaitable[float | None]] | None = None,
 ) -> float | None:
     """Seconds from ``sbatch`` until the job's server answers ``path`` with 200 (or None).
 
+    With ``start_clock``, the seconds are counted from the ``perf_counter()`` it returns
+    instead; it is awaited with the job's id once the job is submitted (None: not measured).
     squeue and HTTP are both polled every 50 ms, as finely as the spawn they are compared with.
     """
     started = time.perf_counter()
     job_id = await submit_as_bench_user(env, script)
-    deadline = started + timeout
     try:
+        if start_clock is not None and (started := await start_clock(job_id)) is None:
+            return None
+        deadline = started + timeout
         address = None
         while address is None and time.perf_counter() < deadline:
             node = await asyncio.to_thread(_job_node, env, job_id)
@@ -297,10 +307,16 @@ async def _time_bare_job(
         await scancel(env, job_id)
 
 
-async def floor_once(env: Mapping[str, str], timeout: float) -> float | None:
-    """Seconds from a bare ``sbatch`` (as the user, like the hubs) until JupyterLab answers."""
+async def floor_once(
+    env: Mapping[str, str],
+    timeout: float,
+    start_clock: Callable[[str], Awaitable[float | None]] | None = None,
+) -> float | None:
+    """Seconds from a bare ``sbatch`` (as the user, like the hubs) until JupyterLab answers,
+    or from what ``start_clock`` returns (see :func:`_time_bare_job`)."""
     port, token = free_port(), secrets.token_hex(16)
-    return await _time_bare_job(env, floor_script(port, token), port, "/lab", token, timeout)
+    script = floor_script(port, token)
+    return await _time_bare_job(env, script, port, "/lab", token, timeout, start_clock)
 
 
 async def singleuser_floor_once(

@@ -13,6 +13,11 @@ cancels the holding job and times, from that ``scancel``:
 
 The target compares released → /lab with scenario 5's spawn request → /lab on the same hub:
 once the node is free, the queued user should wait no longer than one who never queued.
+
+Each try is followed by a floor after a release: a bare ``sbatch`` of ``jupyter-lab`` that pends
+behind a holding job just as long, timed from the release until it answers 200. Set against
+scenario 5's floor (a job that never waited), it shows what a release costs the node and Slurm
+themselves, with no hub involved.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ from ..spawning import (
     BASE_OPTIONS,
     FINE_POLL,
     api_client,
+    floor_once,
     request_spawn,
     scancel,
     stop_server,
@@ -43,7 +49,7 @@ from ..spawning import (
     wait_answering,
 )
 from ..timeline import read_timeline
-from .spawn import spawn_to_lab_median
+from .spawn import lab_floor_median, spawn_to_lab_median
 
 S7 = "7. node released to /lab"
 
@@ -63,6 +69,7 @@ class ReleasedTry:
     # Other users' jobs in the queue at the release: they may take the freed CPUs first, which
     # then shows as a late "Slurm starts the job" rather than as the hub's fault.
     others: int = 0
+    floor: float | None = None  # the bare jupyter-lab job released the same way, timed after
 
 
 async def run(
@@ -82,6 +89,9 @@ async def run(
             await asyncio.to_thread(wait_for_idle_cpus, env, 1, settings.ready_timeout)
             tries.append(await _released_once(hub, client, env, settings))
             await stop_server(api, hub)
+            await asyncio.to_thread(cancel_bench_jobs, env)
+            await asyncio.to_thread(wait_for_idle_cpus, env, 1, settings.ready_timeout)
+            tries[-1].floor = await _released_floor_once(env, settings)
             await asyncio.to_thread(cancel_bench_jobs, env)
             say(f"{key}: released try {attempt + 1}: {_try_text(tries[-1])}")
     finally:
@@ -108,14 +118,47 @@ def holding_script(cpus: int) -> str:
     )
 
 
+async def _hold_cpu_partition(env: Mapping[str, str]) -> str | None:
+    """Submit a holding job for every idle CPU of the cpu partition; its id once it runs."""
+    idle, _total = await asyncio.to_thread(cpu_counts, env, "cpu")
+    holder = await submit_as_bench_user(env, holding_script(idle))
+    if not await _wait_for_state(env, lambda job, _: job == holder, "RUNNING", 60):
+        await scancel(env, holder)
+        return None
+    return holder
+
+
+async def _released_floor_once(env: Mapping[str, str], settings: Settings) -> float | None:
+    """Seconds from the release until a bare jupyter-lab job, which pended behind a holding
+    job as long as the spawns' jobs do, answers 200 (None: not measured)."""
+    holder = await _hold_cpu_partition(env)
+    if holder is None:
+        return None
+
+    released: list[float] = []
+
+    async def release_when_pending(job_id: str) -> float | None:
+        if await _wait_for_state(env, lambda job, _: job == job_id, "PENDING", 60) is None:
+            return None
+        await asyncio.sleep(settings.released_pending_seconds)
+        released.append(time.perf_counter())
+        await scancel(env, holder)
+        return released[0]
+
+    try:
+        return await floor_once(env, settings.ready_timeout, release_when_pending)
+    finally:
+        if not released:  # the floor's job never pended: the holder still runs
+            await scancel(env, holder)
+
+
 async def _released_once(
     hub: HubProcess, client: httpx.AsyncClient, env: Mapping[str, str], settings: Settings
 ) -> ReleasedTry:
     one = ReleasedTry()
-    idle, _total = await asyncio.to_thread(cpu_counts, env, "cpu")
-    holder = await submit_as_bench_user(env, holding_script(idle))
-    if not await _wait_for_state(env, lambda job, _: job == holder, "RUNNING", 60):
-        one.problem = f"the holding job ({idle} CPUs) never ran"
+    holder = await _hold_cpu_partition(env)
+    if holder is None:
+        one.problem = "the holding job never ran"
         return one
     requested = time.time()
     request = asyncio.create_task(request_spawn(client, hub, BASE_OPTIONS))
@@ -210,6 +253,8 @@ def _report(key: str, tries: list[ReleasedTry], settings: Settings, results: Res
             note="; ".join(p for p in (spread(values), failed if point == "lab" else "") if p),
         )
     labs = [t.points["lab"] for t in tries if "lab" in t.points]
+    floors = [t.floor for t in tries if t.floor is not None]
+    _report_floor(key, floors, labs, results)
     never_waited = spawn_to_lab_median(results, key)
     results.put(
         key,
@@ -226,10 +271,41 @@ def _report(key: str, tries: list[ReleasedTry], settings: Settings, results: Res
         )
 
 
+def _report_floor(key: str, floors: list[float], labs: list[float], results: Results) -> None:
+    """The floor after a release, and what it says of the node, Slurm and the hub."""
+    results.put(
+        key,
+        S7,
+        f"floor after a release: bare sbatch of jupyter-lab, release → HTTP 200, median of "
+        f"{len(floors)}",
+        median(floors),
+        unit="s",
+        digits=2,
+        note=spread(floors),
+    )
+    never_waited_floor = lab_floor_median(results, key)
+    results.put(
+        key,
+        S7,
+        "floor after a release / scenario 5's floor (never waited): what a release costs "
+        "without a hub",
+        median(floors) / never_waited_floor if floors and never_waited_floor else float("nan"),
+        digits=2,
+    )
+    results.put(
+        key,
+        S7,
+        "released → /lab / floor after a release",
+        median(labs) / median(floors) if labs and floors else float("nan"),
+        digits=2,
+    )
+
+
 def _try_text(one: ReleasedTry) -> str:
     shown = ", ".join(
         f"{label} {one.points[point]:.2f} s" if point in one.points else f"{label} —"
         for point, label in POINTS
     )
     others = f"; {one.others} other users' jobs in the queue at the release" if one.others else ""
-    return shown + others + (f"; {one.problem}" if one.problem else "")
+    floor = f"; floor after a release {one.floor:.2f} s" if one.floor is not None else ""
+    return shown + others + floor + (f"; {one.problem}" if one.problem else "")
