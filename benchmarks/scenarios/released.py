@@ -9,7 +9,8 @@ cancels the holding job and times, from that ``scancel``:
 - Slurm starts the spawn's job (``squeue`` says RUNNING; polled every 50 ms);
 - the hub learns the job runs (our spawner's timeline line; ours only);
 - the hub calls the server ready (JupyterHub's own log line);
-- ``/user/mossbench/lab`` answers 200 through the proxy (polled every 50 ms).
+- ``/user/mossbench/lab`` answers 200 through the proxy, asked for as a browser would: after
+  the progress stream's "ready" event, as the spawn-pending page does (then every 50 ms).
 
 The target compares released → /lab with scenario 5's spawn request → /lab on the same hub:
 once the node is free, the queued user should wait no longer than one who never queued.
@@ -47,6 +48,7 @@ from ..spawning import (
     stop_server,
     submit_as_bench_user,
     wait_answering,
+    watch_progress,
 )
 from ..timeline import read_timeline
 from .spawn import lab_floor_median, spawn_to_lab_median
@@ -87,7 +89,7 @@ async def run(
         for attempt in range(settings.released_tries):
             await asyncio.to_thread(cancel_bench_jobs, env)
             await asyncio.to_thread(wait_for_idle_cpus, env, 1, settings.ready_timeout)
-            tries.append(await _released_once(hub, client, env, settings))
+            tries.append(await _released_once(hub, client, api, env, settings))
             await stop_server(api, hub)
             await asyncio.to_thread(cancel_bench_jobs, env)
             await asyncio.to_thread(wait_for_idle_cpus, env, 1, settings.ready_timeout)
@@ -153,7 +155,11 @@ async def _released_floor_once(env: Mapping[str, str], settings: Settings) -> fl
 
 
 async def _released_once(
-    hub: HubProcess, client: httpx.AsyncClient, env: Mapping[str, str], settings: Settings
+    hub: HubProcess,
+    client: httpx.AsyncClient,
+    api: httpx.AsyncClient,
+    env: Mapping[str, str],
+    settings: Settings,
 ) -> ReleasedTry:
     one = ReleasedTry()
     holder = await _hold_cpu_partition(env)
@@ -175,7 +181,7 @@ async def _released_once(
         lab_url = hub.url + f"user/{BENCH_USER}/lab"
         slurm_running, lab = await asyncio.gather(
             _until_running(env, spawn_job, deadline),
-            _until_lab(client, lab_url, request, deadline),
+            _until_lab(client, api, hub, lab_url, request, deadline),
         )
         if slurm_running is not None:
             one.points["slurm_running"] = slurm_running - released_at
@@ -222,16 +228,32 @@ async def _until_running(env: Mapping[str, str], job_id: str, deadline: float) -
 
 
 async def _until_lab(
-    client: httpx.AsyncClient, url: str, request: asyncio.Task, deadline: float
+    client: httpx.AsyncClient,
+    api: httpx.AsyncClient,
+    hub: HubProcess,
+    url: str,
+    request: asyncio.Task,
+    deadline: float,
 ) -> float | None:
-    """The ``perf_counter()`` when /lab answers 200 through the proxy (polled every 50 ms).
+    """The ``perf_counter()`` when /lab answers 200 through the proxy, asked as a browser does.
 
-    The spawn request is still open (JupyterHub holds it for up to ``slow_spawn_timeout``); /lab
-    is only asked for once it has answered, as the browser follows the answer's redirect.
+    The spawn request is still open (JupyterHub holds it for up to ``slow_spawn_timeout``).
+    Once it has answered, a browser shows the spawn-pending page, which follows the progress
+    stream and loads the server at its "ready" event; so does this. Asking for /lab every 50 ms
+    instead has the hub render its pending page twenty times a second, on the two cores where
+    the job's server is starting, and no browser does that.
     """
     # A failed spawn request leaves /lab unanswered too, which is what the try then reports.
     with contextlib.suppress(httpx.HTTPError, TimeoutError):
         await asyncio.wait_for(request, max(0.0, deadline - time.perf_counter()))
+    try:
+        outcome = await watch_progress(
+            api, hub, time.perf_counter(), max(0.0, deadline - time.perf_counter())
+        )
+    except (httpx.HTTPError, TimeoutError):
+        return None
+    if outcome.failed:
+        return None
     if await wait_answering(client, url, deadline - time.perf_counter()):
         return time.perf_counter()
     return None
