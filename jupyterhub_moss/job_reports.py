@@ -196,6 +196,12 @@ def final_exit_code(status: JobStatus) -> str:
     return f"{ended.exit_code}:{ended.signal or 0}"
 
 
+#: When a spawn's job ended: before its server listened, or after it listened (its port came)
+#: and before it answered HTTP.
+BEFORE_JUPYTER_STARTED = "before Jupyter started"
+BEFORE_JUPYTER_ANSWERED = "after Jupyter started listening and before it answered"
+
+
 def job_failure_message(
     job_id: str,
     state: str,
@@ -203,10 +209,11 @@ def job_failure_message(
     exit_code: str = "",
     output_path: str = "",
     output_lines: list[str] | None = None,
+    when: str = BEFORE_JUPYTER_STARTED,
 ) -> str:
-    """What a user is told when the job ended before Jupyter started."""
+    """What a user is told when the job ended during the spawn; ``when`` says at which step."""
     summary = ended_job_summary(state, reason, exit_code)
-    text = f"Slurm job {job_id} ended before Jupyter started: {summary}"
+    text = f"Slurm job {job_id} ended {when}: {summary}"
     if output_lines:
         text += f". Last lines of {output_path}:\n" + "\n".join(output_lines)
     elif not output_path or output_path == "/dev/null":

@@ -21,6 +21,8 @@ from typing import ClassVar
 
 from .job_progress import JobProgress
 from .job_reports import (
+    BEFORE_JUPYTER_ANSWERED,
+    BEFORE_JUPYTER_STARTED,
     SpawnFailed,
     final_exit_code,
     job_failure_message,
@@ -153,7 +155,7 @@ class JobWatch:
                     break
                 status = await poller.status(job_id, max_age=interval)
                 if status is not None and status.finished:
-                    raise await self._job_failure(status)
+                    raise await self._job_failure(status, BEFORE_JUPYTER_ANSWERED)
         finally:
             probe.cancel()
         if probe.result():
@@ -171,8 +173,10 @@ class JobWatch:
         server = getattr(self, "server", None)
         return server.base_url if server is not None else "/"
 
-    async def _job_failure(self, status: JobStatus) -> SpawnFailed:
-        """The error for a job that ended before its server reported a port."""
+    async def _job_failure(
+        self, status: JobStatus, when: str = BEFORE_JUPYTER_STARTED
+    ) -> SpawnFailed:
+        """The error for a job that ended during the spawn, ``when`` says at which step."""
         state, reason, exit_code = await self._final_state(status)
         # Not details["StdOut"]: the job's owner may have pointed it elsewhere.
         path = self._job_output_path
@@ -181,7 +185,7 @@ class JobWatch:
             uid = self._user_uid()
             if uid is not None:
                 lines = tail_output_file(path, uid, self.job_output_lines)
-        message = job_failure_message(status.job_id, state, reason, exit_code, path, lines)
+        message = job_failure_message(status.job_id, state, reason, exit_code, path, lines, when)
         self.log.warning(
             "Spawn of %s failed: %s", log_safe(self._log_name), log_safe(message, 4000)
         )

@@ -275,7 +275,11 @@ def test_a_job_that_fails_while_its_server_is_awaited_fails_the_spawn_at_the_nex
     error, messages = run(start_following(spawner, answering=False))
 
     assert isinstance(error, SpawnFailed) and error.status_code == 502
-    assert f"Slurm job {FAILED_JOB} ended before Jupyter started: FAILED" in str(error)
+    # it did start: its server listened (the port came) but never answered
+    assert (
+        f"Slurm job {FAILED_JOB} ended after Jupyter started listening and before it answered: "
+        "FAILED" in str(error)
+    )
     assert messages[-1].startswith("Jupyter listens on localhost:")
     assert messages[-1].endswith(", waiting for it to answer")
 
