@@ -87,6 +87,15 @@ def median(values: list[float]) -> float:
     return statistics.median(values) if values else float("nan")
 
 
+def median_ratio(values: list[float], other: list[float] | float | None) -> float:
+    """The median of ``values`` over ``other`` (a median of its own, or a figure already
+    taken); NaN when either side was not measured."""
+    bottom = median(other) if isinstance(other, list) else other
+    if not values or bottom is None or bottom != bottom or bottom == 0:
+        return float("nan")
+    return median(values) / bottom
+
+
 def spread(values: list[float], digits: int = 2) -> str:
     """The range of a handful of tries, for the row's note ("" for one try)."""
     if len(values) < 2:

@@ -36,7 +36,7 @@ from tests.support.hub import HubProcess
 from ..hubs import BENCH_USER
 from ..jobs import bench_jobs, cancel_bench_jobs, cpu_counts, other_jobs, wait_for_idle_cpus
 from ..load import login
-from ..report import Results, Target, median, spread
+from ..report import Results, Target, median, median_ratio, spread
 from ..settings import Settings
 from ..spawning import (
     BASE_OPTIONS,
@@ -282,7 +282,7 @@ def _report(key: str, tries: list[ReleasedTry], settings: Settings, results: Res
         key,
         S7,
         "released → /lab / spawn request → /lab of scenario 5 (never waited)",
-        median(labs) / never_waited if labs and never_waited else float("nan"),
+        median_ratio(labs, never_waited),
         digits=2,
         target=Target("ours ≤ 1.0 (no slower than never waited)", lambda ours, _ref: ours <= 1.0),
     )
@@ -311,14 +311,14 @@ def _report_floor(key: str, floors: list[float], labs: list[float], results: Res
         S7,
         "floor after a release / scenario 5's floor (never waited): what a release costs "
         "without a hub",
-        median(floors) / never_waited_floor if floors and never_waited_floor else float("nan"),
+        median_ratio(floors, never_waited_floor),
         digits=2,
     )
     results.put(
         key,
         S7,
         "released → /lab / floor after a release",
-        median(labs) / median(floors) if labs and floors else float("nan"),
+        median_ratio(labs, floors),
         digits=2,
     )
 

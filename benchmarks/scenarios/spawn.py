@@ -28,7 +28,7 @@ from tests.support.hub import HubProcess
 from ..hubs import BENCH_USER
 from ..jobs import cancel_bench_jobs, wait_for_idle_cpus
 from ..load import login
-from ..report import Results, Target, median, spread
+from ..report import Results, Target, median, median_ratio, spread
 from ..settings import Settings
 from ..spawning import (
     BASE_OPTIONS,
@@ -221,7 +221,7 @@ def _report_ready(key: str, tries: list[ReadyTry], results: Results) -> None:
         key,
         S5,
         "spawn / jupyter-lab floor",
-        median(labs) / median(lab_floors) if labs and lab_floors else float("nan"),
+        median_ratio(labs, lab_floors),
         digits=2,
         target=Target("ours ≤ 1.5 x floor", lambda ours, _ref: ours <= 1.5),
     )
@@ -229,7 +229,7 @@ def _report_ready(key: str, tries: list[ReadyTry], results: Results) -> None:
         key,
         S5,
         "spawn / jupyterhub-singleuser floor",
-        median(labs) / median(singleuser_floors) if labs and singleuser_floors else float("nan"),
+        median_ratio(labs, singleuser_floors),
         digits=2,
     )
     for number, one in enumerate(tries, 1):

@@ -68,20 +68,22 @@ def test_an_error_in_time_is_raised_as_it_is():
         run(wait_at_most(failing(), 5))
 
 
+async def slow_with_cleanup(events: list[str]) -> None:
+    """Sleeps a minute; cancelled, it takes a moment to clean up, then says so in ``events``."""
+    try:
+        await asyncio.sleep(60)
+    except asyncio.CancelledError:
+        await asyncio.sleep(0.01)
+        events.append("cleaned up")
+        raise
+
+
 def test_past_the_limit_the_awaitable_is_cancelled_and_has_ended_before_the_timeout():
     events: list[str] = []
 
-    async def slow() -> None:
-        try:
-            await asyncio.sleep(60)
-        except asyncio.CancelledError:
-            await asyncio.sleep(0.01)  # some cleanup that takes a moment
-            events.append("cleaned up")
-            raise
-
     async def limited() -> None:
         try:
-            await wait_at_most(slow(), 0.05)
+            await wait_at_most(slow_with_cleanup(events), 0.05)
         except asyncio.TimeoutError:
             events.append("timed out")
 
@@ -92,16 +94,8 @@ def test_past_the_limit_the_awaitable_is_cancelled_and_has_ended_before_the_time
 def test_a_cancelled_caller_cancels_the_awaitable_and_waits_for_its_end():
     events: list[str] = []
 
-    async def slow() -> None:
-        try:
-            await asyncio.sleep(60)
-        except asyncio.CancelledError:
-            await asyncio.sleep(0.01)
-            events.append("cleaned up")
-            raise
-
     async def cancel_the_caller() -> None:
-        caller = asyncio.ensure_future(wait_at_most(slow(), 30))
+        caller = asyncio.ensure_future(wait_at_most(slow_with_cleanup(events), 30))
         await asyncio.sleep(0.05)
         caller.cancel()
         with pytest.raises(asyncio.CancelledError):
