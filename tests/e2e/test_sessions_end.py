@@ -75,6 +75,13 @@ def idle_debug_cpus(hub, client: httpx.Client) -> tuple[int, int]:
     raise AssertionError(f"no debug row in the availability table: {soup.get_text(' ')[:300]}")
 
 
+def culled_by_the_culler(hub) -> bool:
+    return any(
+        "DELETE /hub/api/users/alice/server" in line and "(idle-culler@" in line
+        for line in hub.log().splitlines()
+    )
+
+
 def test_the_idle_culler_stops_a_server_and_its_cpus_show_idle_within_one_refresh(
     slurm_cluster, hub_factory
 ):
@@ -106,12 +113,8 @@ def test_the_idle_culler_stops_a_server_and_its_cpus_show_idle_within_one_refres
             IDLE_SECONDS + 3 * CULL_EVERY + 60,
             every=0.5,
         )
-        culled = [
-            line
-            for line in hub.log().splitlines()
-            if "DELETE /hub/api/users/alice/server" in line and "(idle-culler@" in line
-        ]
-        assert culled, "the culler's DELETE is not in the hub's log"
+        # JupyterHub logs the culler's DELETE once the stop has finished
+        wait_for("the culler's DELETE in the hub's log", lambda: culled_by_the_culler(hub), 60)
         assert_job_gone(env, job_id)
         gone_at = time.monotonic()
 
