@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Mapping
+from collections.abc import Coroutine, Mapping
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
 from .job_reports import SpawnFailed, parse_job_id, slurm_error_text
 from .log_safe import log_safe
@@ -91,9 +92,7 @@ class JobSubmission:
 
     def _sweep_unclaimed_jobs(self, since: datetime, why: str) -> None:
         """Start :meth:`_cancel_unclaimed_jobs` on its own: it outlives the spawn."""
-        task = asyncio.ensure_future(self._cancel_unclaimed_jobs(since, why))
-        _SWEEPS.add(task)
-        task.add_done_callback(_SWEEPS.discard)
+        _outliving_the_spawn(self._cancel_unclaimed_jobs(since, why))
 
     async def _cancel_unclaimed_jobs(self, since: datetime, why: str) -> None:
         """After an sbatch that gave no job id (it timed out, or was stopped because its spawn
@@ -152,9 +151,7 @@ class JobSubmission:
         (a busy controller) therefore goes on by itself after ``CANCEL_WAIT_SECONDS``; the stop
         that follows cancels the job too, and a second scancel of it is no error.
         """
-        task = asyncio.ensure_future(self._cancel_quietly(job_id))
-        _SWEEPS.add(task)
-        task.add_done_callback(_SWEEPS.discard)
+        task = _outliving_the_spawn(self._cancel_quietly(job_id))
         with contextlib.suppress(asyncio.TimeoutError):
             await wait_at_most(asyncio.shield(task), CANCEL_WAIT_SECONDS)
 
@@ -162,3 +159,11 @@ class JobSubmission:
         # Logged by cancel_job; the job stays visible to the next poll.
         with contextlib.suppress(SlurmCommandError):
             await self.cancel_job(job_id)
+
+
+def _outliving_the_spawn(work: Coroutine[Any, Any, None]) -> asyncio.Task:
+    """Run ``work`` as a task of its own, kept in :data:`_SWEEPS` until it ends."""
+    task = asyncio.ensure_future(work)
+    _SWEEPS.add(task)
+    task.add_done_callback(_SWEEPS.discard)
+    return task

@@ -22,10 +22,10 @@ from support.spawning import (
     lifecycle_config,
     listed_state,
     request_spawn,
-    server_model,
     server_state,
     wait_for,
     wait_until_ready,
+    wait_until_stopped,
 )
 
 pytestmark = pytest.mark.e2e
@@ -104,15 +104,7 @@ def test_the_idle_culler_stops_a_server_and_its_cpus_show_idle_within_one_refres
         )
 
         # Nobody uses the server: the culler stops it once it has been idle for IDLE_SECONDS.
-        wait_for(
-            "the culler to stop alice's idle server",
-            lambda: (
-                server_model(api, "alice") is None
-                or not (server_model(api, "alice") or {}).get("ready")
-            ),
-            IDLE_SECONDS + 3 * CULL_EVERY + 60,
-            every=0.5,
-        )
+        wait_until_stopped(api, "alice", timeout=IDLE_SECONDS + 3 * CULL_EVERY + 60)
         # JupyterHub logs the culler's DELETE once the stop has finished
         wait_for("the culler's DELETE in the hub's log", lambda: culled_by_the_culler(hub), 60)
         assert_job_gone(env, job_id)
@@ -150,12 +142,7 @@ def test_a_job_at_its_time_limit_ends_and_the_hub_notices_within_one_poll(
         # Slurm ends it at its limit (it checks limits every 30 s, then KillWait)
         wait_for(f"Slurm to end job {job_id}", lambda: listed_state(env, job_id) != "RUNNING", 150)
         ended_at = time.monotonic()
-        wait_for(
-            "the hub to notice that the server ended",
-            lambda: not (server_model(api, "alice") or {}).get("ready"),
-            2 * POLL_INTERVAL + 5,
-            every=0.5,
-        )
+        wait_until_stopped(api, "alice", timeout=2 * POLL_INTERVAL + 5)
         noticed = time.monotonic() - ended_at
         print(f"time limit: the hub noticed {noticed:.1f} s after Slurm ended the job")
         ended_lines = [
