@@ -20,10 +20,17 @@ from typing import Any, Protocol, runtime_checkable
 from .batch_script import ScriptSettings
 from .limits import PartitionLimits
 from .options import OptionsPolicy, UserOptions
+from .sessions import ServerFacts
 from .slurm.estimates import StartEstimator
 from .slurm.view import ClusterSnapshot
 
-__all__ = ["FormContext", "LinkToConfirm", "RendersSpawnForm", "SpawnRequest"]
+__all__ = [
+    "FormContext",
+    "LinkToConfirm",
+    "RendersSpawnForm",
+    "ReportsSession",
+    "SpawnRequest",
+]
 
 
 @dataclass(frozen=True)
@@ -48,6 +55,9 @@ class FormContext:
     refresh_seconds: int = 30
     #: ``c.JupyterHub.template_paths``: an admin's templates come before ours.
     template_paths: tuple[str, ...] = ()
+    #: The user's servers for "Your sessions" (only the page and that fragment read them).
+    sessions: tuple[ServerFacts, ...] = ()
+    session_warning_minutes: int = 15
 
 
 @dataclass(frozen=True)
@@ -81,3 +91,11 @@ class RendersSpawnForm(Protocol):
         xsrf_token: str = "",
         hub_prefix: str = "",
     ) -> str: ...
+
+
+@runtime_checkable
+class ReportsSession(Protocol):
+    """A spawner whose server the session lists can show (MOSlurmSpawner): the lists and the
+    admins' page ask for this, not for the spawner class."""
+
+    def session_facts(self) -> ServerFacts: ...

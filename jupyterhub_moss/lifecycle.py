@@ -52,6 +52,7 @@ from .job_submission import JobSubmission
 from .job_watch import JobWatch
 from .log_safe import log_safe
 from .port_report_receiver import JobReports, PortReportReceiver
+from .session_report import SessionReport
 from .spawn_timeline import SpawnTimeline
 
 __all__ = ["SlurmJobLifecycle"]
@@ -63,7 +64,9 @@ def _unused_batchspawner_trait(why: str) -> Unicode:
     return Unicode("", help=f"Not used by jupyterhub_moss: {why} Inherited from batchspawner.")
 
 
-class SlurmJobLifecycle(JobWatch, JobSubmission, JobScript, PortReportReceiver, SlurmSpawner):
+class SlurmJobLifecycle(
+    JobWatch, JobSubmission, JobScript, PortReportReceiver, SessionReport, SlurmSpawner
+):
     """Submit, wait for, poll and stop the Slurm job of one single-user server.
 
     Mixed into MOSlurmSpawner in front of batchspawner's SlurmSpawner, whose ``req_*`` traits
@@ -327,6 +330,7 @@ class SlurmJobLifecycle(JobWatch, JobSubmission, JobScript, PortReportReceiver, 
             log_safe(self._log_name),
             log_safe(ended_job_summary(status.state, status.reason, final_exit_code(status))),
         )
+        self._remember_end(status)
         self._forget_job(job_id)
         self.clear_state()
         return 0 if status.state == "COMPLETED" else 1
@@ -341,6 +345,7 @@ class SlurmJobLifecycle(JobWatch, JobSubmission, JobScript, PortReportReceiver, 
         if now:
             return
         if await self._confirm_ended(job_id):
+            self._remember_end(self.job_poller().latest(job_id))
             self._forget_job(job_id)
             return
         self.log.warning(

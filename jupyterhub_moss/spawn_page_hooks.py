@@ -5,7 +5,7 @@ A mixin of :class:`~.spawner.MOSlurmSpawner`. It reads what only the spawner can
 traits, the request handler JupyterHub sets on it, the hub's URL and template folders) and
 relies on the spawner's hooks for the rest: ``cluster_snapshot``, ``start_estimator``
 (:mod:`.slurm_access`), ``limits_from``, ``options_policy`` (:mod:`.spawner`) and
-``script_settings`` (:mod:`.lifecycle`).
+``script_settings`` and ``session_facts`` (:mod:`.lifecycle`).
 """
 
 from __future__ import annotations
@@ -18,10 +18,11 @@ from traitlets import Integer, default
 
 from . import form
 from .batch_script import ScriptSettings
-from .context import FormContext
+from .context import FormContext, ReportsSession
 from .log_safe import log_safe
 from .options import FIELD_NAMES
 from .rejections import REJECTED
+from .sessions import ServerFacts
 
 
 async def _render_options_form(spawner: SpawnPageHooks) -> str:
@@ -52,6 +53,15 @@ class SpawnPageHooks(SlurmSpawner):
         """,
     ).tag(config=True)
 
+    session_warning_minutes = Integer(
+        15,
+        help="""
+        Below this many minutes left before Slurm ends a server's job at its time limit, "Your
+        sessions" on the spawn page and the admins' jobs page show the time left as a warning,
+        so users save their work in time. 0 turns the warning off.
+        """,
+    ).tag(config=True)
+
     async def form_context(
         self,
         *,
@@ -59,11 +69,13 @@ class SpawnPageHooks(SlurmSpawner):
         xsrf_token: str = "",
         hub_prefix: str = "",
         with_estimates: bool = False,
+        with_sessions: bool = False,
     ) -> FormContext:
         """Everything the form needs for one request, read once: one snapshot, one merge.
 
         ``with_estimates`` adds what a start estimate needs (the admin's side of the batch
         script, the shared estimator): only the estimate fragment asks for it.
+        ``with_sessions`` adds the user's servers (the whole page and the sessions fragment).
         """
         snapshot = await self.cluster_snapshot()
         access = await self.user_access()
@@ -80,7 +92,21 @@ class SpawnPageHooks(SlurmSpawner):
             xsrf_token=xsrf_token,
             refresh_seconds=int(self.availability_refresh_interval),
             template_paths=self._admin_template_paths(),
+            sessions=self.user_session_facts() if with_sessions else (),
+            session_warning_minutes=max(int(self.session_warning_minutes), 0),
         )
+
+    def user_session_facts(self) -> tuple[ServerFacts, ...]:
+        """The user's servers worth a row: active ones, and those whose last job's end the hub
+        saw. Only the spawners the hub holds in memory: any other has nothing to tell."""
+        facts = []
+        for spawner in list(self.user.spawners.values()):
+            if not isinstance(spawner, ReportsSession):
+                continue
+            fact = spawner.session_facts()
+            if fact.active or fact.last_end is not None:
+                facts.append(fact)
+        return tuple(facts)
 
     def _estimate_settings(self) -> ScriptSettings | None:
         # Only the admin's req_* values matter to an estimate, not the job's environment.
@@ -101,7 +127,9 @@ class SpawnPageHooks(SlurmSpawner):
         handler = getattr(self, "handler", None)
         rejection = REJECTED.take(self.user.name, self.name or "")
         server_name = rejection[0] if rejection is not None else None
-        ctx = await self.form_context(server_name=server_name, xsrf_token=_live_xsrf_token(handler))
+        ctx = await self.form_context(
+            server_name=server_name, xsrf_token=_live_xsrf_token(handler), with_sessions=True
+        )
         return form.render_form(
             ctx,
             link=getattr(handler, "moss_link_to_confirm", None),
@@ -124,6 +152,7 @@ class SpawnPageHooks(SlurmSpawner):
             xsrf_token=xsrf_token,
             hub_prefix=hub_prefix,
             with_estimates=fragment == "estimate",
+            with_sessions=fragment == "sessions",
         )
         return await form.render_fragment(ctx, fragment, query)
 

@@ -53,7 +53,10 @@ FRAGMENT_BLOCKS = {
     "partition": "partition_controls",
     "estimate": "estimate",
     "availability": "availability",
+    "sessions": "sessions",
 }
+#: Fragments rendered afresh every time: they show the clock (time left) or Slurm's answer.
+UNCACHED_FRAGMENTS = frozenset({"estimate", "sessions"})
 
 
 def _first_view(
@@ -99,7 +102,8 @@ def render_form(
     env = template_environment(ctx.template_paths)
     now = datetime.now(timezone.utc)
     key = None
-    if link is None and rejection is None:
+    # A page listing sessions shows their time left, to the second: never the same twice.
+    if link is None and rejection is None and not ctx.sessions:
         saved_text = values_key(saved)
         if saved_text is not None:
             key = ("page", saved_text, *context_key(ctx, env.get_template(TEMPLATE_NAME), now))
@@ -128,7 +132,7 @@ async def render_fragment(ctx: FormContext, fragment: str, query: Mapping[str, A
         )
     sent_text = values_key(sent)
     key = None
-    if sent_text is not None:
+    if sent_text is not None and fragment not in UNCACHED_FRAGMENTS:
         template = env.get_template(TEMPLATE_NAME)
         key = ("fragment", fragment, tab, sent_text, *context_key(ctx, template, now))
     return RENDERS.get_or_render(

@@ -9,6 +9,7 @@ from typing import Any
 from ..context import FormContext
 from ..limits import PartitionLimits, charged_limits
 from ..options import FIELD_NAMES
+from ..sessions import sessions_view
 from . import choices
 from .availability import availability_view
 from .values import (
@@ -124,4 +125,11 @@ def build_view(
         qos_choices=choices.qos_choices(partition, fields["account"].value, fields["qos"].value),
         fixed_account=ctx.policy.fixed_account,
         fixed_qos=ctx.policy.fixed_qos,
+        sessions=sessions_view(
+            ctx.sessions,
+            now,
+            warning_minutes=ctx.session_warning_minutes,
+            refresh_seconds=ctx.refresh_seconds,
+            hub_prefix=ctx.hub_prefix,
+        ),
     )

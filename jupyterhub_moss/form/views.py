@@ -11,6 +11,7 @@ from urllib.parse import quote
 
 from .._version import __version__
 from ..limits import PartitionLimits
+from ..sessions import SessionsView
 from .values import TAB_LABELS, TRUE_WORDS
 
 
@@ -159,6 +160,8 @@ class FormView:
     qos_choices: list[Choice] = field(default_factory=list)
     fixed_account: str = ""
     fixed_qos: str = ""
+    #: "Your sessions": the user's servers (None where the request does not show them).
+    sessions: SessionsView | None = None
 
     @property
     def shows_charge(self) -> bool:

@@ -104,7 +104,9 @@ def make_spawner(
     **traits,
 ) -> MOSlurmSpawner:
     spawner = MOSlurmSpawner(
-        partitions=partitions or PARTITIONS, user=types.SimpleNamespace(name="alice"), **traits
+        partitions=partitions or PARTITIONS,
+        user=types.SimpleNamespace(name="alice", spawners={}),
+        **traits,
     )
     spawner.orm_spawner = types.SimpleNamespace(name=name, user_options=saved or {}, server=None)
     snap = snap if snap is not None else snapshot()
@@ -676,7 +678,7 @@ def test_a_user_without_a_unix_account_gets_the_form_and_no_estimate():
     """batchspawner's req_homedir looks the user up in passwd: an admin who is no Unix user
     must still see the form (once a 500), and the estimate is simply left out."""
     spawner = make_spawner()
-    spawner.user = types.SimpleNamespace(name="no-such-unix-user-moss")
+    spawner.user = types.SimpleNamespace(name="no-such-unix-user-moss", spawners={})
     assert page(spawner).select_one("select[name=partition], input[name=partition]") is not None
     soup = fragment(spawner, "estimate", partition="cpu", nprocs="2")
     assert soup.text.strip() == ""

@@ -76,7 +76,9 @@ def parses(monkeypatch) -> Counter:
 
 
 def make_spawner(saved: dict | None = None) -> MOSlurmSpawner:
-    spawner = MOSlurmSpawner(partitions=PARTITIONS, user=types.SimpleNamespace(name="alice"))
+    spawner = MOSlurmSpawner(
+        partitions=PARTITIONS, user=types.SimpleNamespace(name="alice", spawners={})
+    )
     spawner.orm_spawner = types.SimpleNamespace(name="", user_options=saved or {}, server=None)
     fixed = snapshot()
 

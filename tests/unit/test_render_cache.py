@@ -82,7 +82,9 @@ def make_spawner(
     groups: frozenset[str] | None = None,
     partitions: dict = PARTITIONS,
 ) -> MOSlurmSpawner:
-    spawner = MOSlurmSpawner(partitions=partitions, user=types.SimpleNamespace(name=user))
+    spawner = MOSlurmSpawner(
+        partitions=partitions, user=types.SimpleNamespace(name=user, spawners={})
+    )
     spawner.orm_spawner = types.SimpleNamespace(name="", user_options=saved or {}, server=None)
     spawner.handler = Handler(xsrf_token)
 

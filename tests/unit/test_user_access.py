@@ -267,7 +267,9 @@ def test_the_admins_account_and_qos_show_as_fixed():
 
 def test_a_user_who_may_use_none_of_the_partitions_gets_the_reasons_not_an_error():
     partitions = {"chem": {"jupyter_environments": {"default": {"path": "/opt/env/bin/"}}}}
-    spawner = MOSlurmSpawner(partitions=partitions, user=types.SimpleNamespace(name="bob"))
+    spawner = MOSlurmSpawner(
+        partitions=partitions, user=types.SimpleNamespace(name="bob", spawners={})
+    )
     spawner.orm_spawner = types.SimpleNamespace(name="", user_options={}, server=None)
     snap = ClusterSnapshot(SINFO, (), datetime.now(timezone.utc), access=RULES)
 
