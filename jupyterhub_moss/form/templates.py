@@ -58,17 +58,20 @@ def _extends_in_source(env: jinja2.Environment, source: str) -> str | None:
     return str(extends.template.value)
 
 
-def render_block(env: jinja2.Environment, block: str, view: FormView) -> str:
-    """One named block of the form template, with the context the full page uses.
+def render_block(
+    env: jinja2.Environment, block: str, view: object, template_name: str = TEMPLATE_NAME
+) -> str:
+    """One named block of the form template (or of ``template_name``, another page of ours),
+    with the context the full page uses.
 
     An admin template that extends ours may override some blocks: the others are looked up in
     the templates it extends, as Jinja itself does when rendering the whole page. Names are
     followed as written (a prefixed name loads a template whose own ``name`` is unprefixed).
     """
-    template = env.get_template(TEMPLATE_NAME)
+    template = env.get_template(template_name)
     context = template.new_context({"view": view})
-    seen = {TEMPLATE_NAME}
-    parent_name = _extended_name(env, TEMPLATE_NAME)
+    seen = {template_name}
+    parent_name = _extended_name(env, template_name)
     while parent_name is not None and parent_name not in seen:
         seen.add(parent_name)
         for name, render in env.get_template(parent_name).blocks.items():

@@ -2,6 +2,8 @@
 
 - ``moss/static/…``: the vendored htmx and our stylesheet;
 - ``moss/form/…``: the htmx fragments of the spawn page (see :mod:`.fragments`);
+- ``moss/jobs``: the admins' page of the hub's Slurm jobs, and its live table (see
+  :mod:`.jobs_page`);
 - ``api/batchspawner``: the port report of a starting single-user server (see :mod:`.port_report`);
 - ``spawn``: JupyterHub's own spawn page, refusing undecodable input (see :mod:`.spawn_page`).
 
@@ -26,7 +28,7 @@ from jupyterhub import apihandlers as hub_apihandlers
 from jupyterhub import handlers as hub_handlers
 from tornado import web
 
-from . import fragments, port_report, spawn_page
+from . import fragments, jobs_page, port_report, spawn_page
 
 STATIC_DIR = os.path.join(os.path.dirname(os.path.dirname(__file__)), "static")
 URL_PREFIX = "/moss"
@@ -42,6 +44,7 @@ def routes() -> list[tuple]:
         (rf"{URL_PREFIX}/static/(.*)", StaticHandler, {"path": STATIC_DIR}),
         *spawn_page.routes(),
         *fragments.routes(URL_PREFIX),
+        *jobs_page.routes(URL_PREFIX),
         *port_report.routes(),
     ]
 

@@ -8,6 +8,8 @@ The package adds three kinds of endpoint under ``{base_url}hub/``:
 - ``moss/form/{fragment}/{user}/{server}``: the spawn page's fragments. They show a user's saved
   options and limits: login required (403, never a redirect htmx would swap in), and
   JupyterHub's ``servers`` scope on that user (an admin has it; a role can grant it).
+- ``moss/jobs`` and ``moss/jobs/table``: the admins' page of the hub's Slurm jobs. JupyterHub's
+  ``admin:servers`` scope; the page sends anonymous visitors to log in, the table answers 403.
 - ``api/batchspawner``: the port report. A server's own token only (tests/hub/test_port_report.py
   and tests/slurm/test_lifecycle_port_report.py); here, a logged-in browser cannot be made to
   post one (XSRF).
@@ -37,14 +39,18 @@ CONFIG = textwrap.dedent(
     }}
     c.MOSlurmSpawner.slurm_bin_dir = "/nonexistent-slurm/bin"
     c.JupyterHub.allow_named_servers = True
-    c.Authenticator.allowed_users = {{"alice", "bob", "carol"}}
+    c.Authenticator.allowed_users = {{"alice", "bob", "carol", "dave"}}
     # carol may look after alice's servers, and nothing else of alice's
     c.JupyterHub.load_roles.append(
         {{"name": "alice-helper", "scopes": ["servers!user=alice"], "users": ["carol"]}}
     )
+    # dave looks after alice's servers as an admin does, and nobody else's
+    c.JupyterHub.load_roles.append(
+        {{"name": "alice-watcher", "scopes": ["admin:servers!user=alice"], "users": ["dave"]}}
+    )
     """
 )
-FRAGMENTS = ("body", "partition", "estimate", "availability")
+FRAGMENTS = ("body", "partition", "estimate", "availability", "sessions")
 GOOD = {"partition": "cpu", "nprocs": "1", "runtime": "00:30:00"}
 
 
@@ -57,7 +63,7 @@ def hub(hub_infra, tmp_path_factory) -> Iterator[HubProcess]:
 
 @pytest.fixture(scope="module")
 def clients(hub) -> dict[str, httpx.Client]:
-    return {user: hub.login(user) for user in ("alice", "bob", "carol", "admin")}
+    return {user: hub.login(user) for user in ("alice", "bob", "carol", "dave", "admin")}
 
 
 def fragment(hub, client, name: str, user: str = "alice", server: str = "") -> httpx.Response:
@@ -195,3 +201,41 @@ def test_an_admin_may_read_any_form_and_progress(hub, clients):
         assert fragment(hub, admin, name).status_code == 200, name
         assert fragment(hub, admin, name, user="bob").status_code == 200, name
     assert admin.get(hub.hub_url("spawn/alice")).status_code == 200
+
+
+# -- the admins' jobs page -----------------------------------------------------------------
+
+
+def test_the_jobs_page_sends_anonymous_visitors_to_log_in_and_its_table_refuses_them(hub):
+    page = httpx.get(hub.hub_url("moss/jobs"), follow_redirects=False)
+    assert page.status_code == 302 and "/hub/login" in page.headers["location"]
+    table = httpx.get(hub.hub_url("moss/jobs/table"), follow_redirects=False)
+    assert table.status_code == 403 and "location" not in table.headers
+
+
+@pytest.mark.parametrize("user", ["alice", "bob", "carol"])
+def test_the_jobs_page_is_for_admin_servers_only(hub, clients, user):
+    for path in ("moss/jobs", "moss/jobs/table"):
+        response = clients[user].get(hub.hub_url(path), follow_redirects=False)
+        assert response.status_code == 403, (user, path)
+        assert "moss-jobs" not in response.text
+
+
+@pytest.mark.parametrize("user", ["admin", "dave"])
+def test_admins_and_a_role_with_admin_servers_get_the_jobs_page(hub, clients, user):
+    page = clients[user].get(hub.hub_url("moss/jobs"))
+    assert page.status_code == 200
+    assert "Slurm jobs of this hub" in page.text
+    # framed by JupyterHub's own page.html, with the hub's navigation
+    assert "<nav" in page.text and 'id="moss-jobs"' in page.text
+    table = clients[user].get(hub.hub_url("moss/jobs/table"), params={"sort": "idle"})
+    assert table.status_code == 200
+    assert table.text.lstrip().startswith("<section") and "<nav" not in table.text
+    assert "No server of this hub runs on Slurm." in table.text
+
+
+def test_the_jobs_table_shrugs_off_hostile_sort_requests(hub, clients):
+    for params in ({"sort": "<script>"}, {"order": "\x00"}, {"sort": "user" * 1000}):
+        table = clients["admin"].get(hub.hub_url("moss/jobs/table"), params=params)
+        assert table.status_code == 200, params
+        assert "<script>" not in table.text
