@@ -12,7 +12,7 @@ from urllib.parse import quote
 from .._version import __version__
 from ..limits import PartitionLimits
 from ..sessions import SessionsView
-from .values import TAB_LABELS, TRUE_WORDS
+from .values import ADVANCED, SIMPLE, TAB_LABELS, TRUE_WORDS
 
 
 @dataclass(frozen=True)
@@ -118,10 +118,50 @@ class AvailabilityView:
 
 
 @dataclass(frozen=True)
+class StartSoonerView:
+    """Another partition where the same request would start sooner ("Start sooner on…").
+
+    Its button asks for the form body with only ``partition`` changed: hx-vals win over the
+    form's own value, and every other value is sent as it is.
+    """
+
+    partition: str
+    when: str  # "would start now", "in about 20 min"
+    start: str  # ISO 8601
+    #: Whether the Simple tab offers it; from there, a partition it does not goes to Advanced.
+    on_simple_tab: bool = True
+
+    def moves_to_advanced(self, tab: str) -> bool:
+        return tab == SIMPLE and not self.on_simple_tab
+
+    def hx_vals(self, tab: str) -> str:
+        """Plain JSON (``json.dumps``, never concatenated text) for the button's hx-vals."""
+        values = {"partition": self.partition}
+        if self.moves_to_advanced(tab):
+            values["moss_tab"] = ADVANCED
+        return json.dumps(values)
+
+    def button_text(self, tab: str) -> str:
+        where = " (Advanced tab)" if self.moves_to_advanced(tab) else ""
+        return f"Switch to {self.partition}{where}"
+
+
+@dataclass(frozen=True)
 class EstimateView:
     text: str
     starts_now: bool
     start: str  # ISO 8601
+    #: The chosen partition, and its wait in the words of the suggestions ("in about 2 h").
+    partition: str = ""
+    when: str = ""
+    #: Other partitions where the same request would start sooner, soonest first.
+    sooner: tuple[StartSoonerView, ...] = ()
+
+    @property
+    def sooner_summary(self) -> str:
+        """ "gpu would start now; debug in about 5 min; cpu (chosen) in about 2 h"."""
+        others = [f"{s.partition} {s.when}" for s in self.sooner]
+        return "; ".join([*others, f"{self.partition} (chosen) {self.when}"])
 
 
 @dataclass(frozen=True)
