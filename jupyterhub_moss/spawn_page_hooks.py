@@ -18,10 +18,11 @@ from traitlets import Integer, default
 
 from . import form
 from .batch_script import ScriptSettings
-from .context import FormContext, ReportsSession
+from .context import FormContext
 from .log_safe import log_safe
 from .options import FIELD_NAMES
 from .rejections import REJECTED
+from .session_report import user_server_facts
 from .sessions import ServerFacts
 
 
@@ -97,16 +98,8 @@ class SpawnPageHooks(SlurmSpawner):
         )
 
     def user_session_facts(self) -> tuple[ServerFacts, ...]:
-        """The user's servers worth a row: active ones, and those whose last job's end the hub
-        saw. Only the spawners the hub holds in memory: any other has nothing to tell."""
-        facts = []
-        for spawner in list(self.user.spawners.values()):
-            if not isinstance(spawner, ReportsSession):
-                continue
-            fact = spawner.session_facts()
-            if fact.active or fact.last_end is not None:
-                facts.append(fact)
-        return tuple(facts)
+        """The user's servers worth a row (see :func:`.session_report.user_server_facts`)."""
+        return tuple(user_server_facts(self.user))
 
     def _estimate_settings(self) -> ScriptSettings | None:
         # Only the admin's req_* values matter to an estimate, not the job's environment.

@@ -14,14 +14,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from typing import Any
 from urllib.parse import quote, urlencode
 
 from jupyterhub.handlers import BaseHandler
 from tornado import web
 
 from .._version import __version__
-from ..context import ReportsSession
 from ..form.templates import render_block, template_environment
+from ..session_report import user_server_facts
 from ..sessions import SORT_KEYS, ServerFacts, SessionRow, session_rows, sort_rows
 
 TEMPLATE_NAME = "moss_jobs.html"
@@ -102,6 +103,13 @@ class JobsView:
         return columns
 
 
+def _covers(may_see: Any, user: Any, server_name: str) -> bool:
+    orm_spawner = user.orm_spawners.get(server_name)
+    if orm_spawner is not None:
+        return bool(may_see(orm_spawner, kind="server"))
+    return bool(may_see(user.orm_user, kind="user"))
+
+
 def _sort_arguments(handler: web.RequestHandler) -> tuple[str, bool]:
     """The sort the browser asked for; anything unknown is the default (user, ascending)."""
     sort = handler.get_query_argument("sort", "user")
@@ -142,18 +150,12 @@ class JobsPageHandler(BaseHandler):
 
     def _view(self) -> JobsView:
         sort, descending = _sort_arguments(self)
-        facts: list[ServerFacts] = []
         may_see = self.get_scope_filter("admin:servers")
+        facts: list[ServerFacts] = []
         for user in list(self.users.values()):
-            for spawner in list(user.spawners.values()):
-                if not isinstance(spawner, ReportsSession):
-                    continue
-                orm_spawner = getattr(spawner, "orm_spawner", None)
-                if orm_spawner is None or not may_see(orm_spawner, kind="server"):
-                    continue
-                fact = spawner.session_facts()
-                if fact.active or fact.last_end is not None:
-                    facts.append(fact)
+            facts.extend(
+                fact for fact in user_server_facts(user) if _covers(may_see, user, fact.server_name)
+            )
         # The admin's settings, read from a spawner of the hub's configuration.
         configured = getattr(self.current_user, "spawner", None)
         warning = int(getattr(configured, "session_warning_minutes", 15))
