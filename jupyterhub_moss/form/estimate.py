@@ -131,8 +131,9 @@ def sooner_than(
 def _ask(
     ctx: FormContext, options: UserOptions, home: str, *, max_wait: float | None = None
 ) -> Awaitable[StartEstimate | None]:
-    """One estimate in the partition's lane: spaced by the page's refresh interval, shared by
-    every tab and viewer asking the same of the same user."""
+    """One estimate in the partition's lane: spaced by the page's refresh interval (never less
+    than the estimator's own spacing: a hub may refresh its table, which costs Slurm nothing,
+    far more often), shared by every tab and viewer asking the same of the same user."""
     estimator = ctx.estimator
     assert estimator is not None and ctx.script_settings is not None
     args = estimate_args(options, ctx.limits[options.partition], ctx.script_settings, home=home)
@@ -141,7 +142,7 @@ def _ask(
         args,
         ESTIMATE_SCRIPT,
         lane=options.partition,
-        spacing=max(float(ctx.refresh_seconds), 1.0),
+        spacing=max(float(ctx.refresh_seconds), estimator.min_spacing),
         max_wait=max_wait,
     )
 

@@ -337,6 +337,22 @@ def test_a_request_slurm_refused_is_answered_at_once_without_waiting():
     assert time.now == 1000.0 and slurm.runs == {"cpu": 1}
 
 
+@pytest.mark.parametrize(("refresh", "spacing"), [(30, 30), (2, 5), (0, 5)])
+def test_a_partition_runs_once_per_refresh_interval_or_the_estimators_spacing(refresh, spacing):
+    time = VirtualTime()
+    slurm = PerPartition(cpu=timedelta(0))
+    estimator = StartEstimator(query=slurm, clock=time.clock, sleep=time.sleep, min_spacing=5)
+    ctx = context(slurm, estimator=estimator, refresh=refresh)
+
+    async def two_changes() -> None:
+        for cpus in ("1", "2"):
+            assert await start_estimate(ctx, {**ONE_CPU, "nprocs": cpus}, NOW) is not None
+
+    time.run(two_changes())
+    assert time.now - 1000.0 == spacing  # the second waited for the lane
+    assert slurm.runs == {"cpu": 2}
+
+
 def test_twenty_viewers_changing_the_request_cost_one_estimate_per_partition_per_interval():
     """20 tabs and viewers of alice's form, each sending other CPU counts, for 10 intervals."""
     time = VirtualTime()
