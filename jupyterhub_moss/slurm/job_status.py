@@ -2,7 +2,8 @@
 :func:`parse_squeue`) and the start estimate ``sbatch --test-only`` prints
 (:func:`parse_test_only`).
 
-Unreadable ``squeue`` lines are logged and skipped, never a crash.
+Unreadable ``squeue`` lines are logged and skipped, and unreadable times logged and read as
+unknown (``None``): never a crash.
 """
 
 from __future__ import annotations
@@ -10,9 +11,10 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Iterable
+from datetime import datetime
 
 from ..log_safe import log_safe
-from .models import JobStatus, StartEstimate
+from .models import ACTIVE_STATES, WAITING_STATES, JobStatus, StartEstimate
 from .nodes import first_hostname
 from .times import parse_slurm_time
 
@@ -23,9 +25,16 @@ log = logging.getLogger(__name__)
 # ---------------------------------------------------------------------------------------------
 # squeue
 
-#: squeue's ``-o`` fields: job id, long state, batch host, node list, start time, reason. The
-#: reason comes last: it is free-ish text, so it takes whatever remains of the line.
-SQUEUE_FORMAT = "%i|%T|%B|%N|%S|%r"
+#: squeue's ``-o`` fields: job id, long state, batch host, node list, start time, end time,
+#: reason. The reason comes last: it is free-ish text, so it takes whatever remains of the line.
+SQUEUE_FORMAT = "%i|%T|%B|%N|%S|%e|%r"
+_FIELDS = SQUEUE_FORMAT.count("|") + 1
+
+# How squeue 22.05 spells "no end": ``NONE`` for a running job without a time limit, ``N/A``
+# while pending, ``Unknown`` for an unset time (all read as None by parse_slurm_time), and
+# the duration words other Slurm commands use for "no limit", read here as well so that no
+# release's spelling of "unlimited" is logged as unreadable.
+_NO_LIMIT = frozenset({"unlimited", "infinite"})
 
 
 def squeue_args(job_ids: Iterable[str]) -> list[str]:
@@ -34,29 +43,54 @@ def squeue_args(job_ids: Iterable[str]) -> list[str]:
 
 
 def parse_squeue(text: str) -> dict[str, JobStatus]:
-    """Job statuses by job id from ``squeue`` run with :func:`squeue_args`."""
+    """Job statuses by job id from ``squeue`` run with :func:`squeue_args`.
+
+    Of the three times, each is kept only where squeue means it: ``expected_start`` (%S) while
+    the job is PENDING (Slurm's estimate); ``started`` (%S) once it has left the waiting
+    states and was given a node (a job cancelled while pending also gets a %S, the time it
+    was cancelled, but never ran); ``ends`` (%e) while it is active, where %e is when Slurm
+    will end it at its time limit (an ended job's %e is when it did end, already in the past).
+    """
     jobs: dict[str, JobStatus] = {}
     for line in text.splitlines():
         if not line.strip():
             continue
-        parts = line.strip().split("|", 5)
-        if len(parts) != 6 or not parts[0]:
+        parts = line.strip().split("|", _FIELDS - 1)
+        if len(parts) != _FIELDS or not parts[0]:
             log.warning("skipping squeue line %s", log_safe(repr(line)))
             continue
-        job_id, state, batch_host, node_list, start, reason = (p.strip() for p in parts)
+        job_id, state, batch_host, node_list, start, end, reason = (p.strip() for p in parts)
         state = state.upper()
-        try:
-            expected = parse_slurm_time(start) if state == "PENDING" else None
-        except ValueError:
-            expected = None
+        node = _job_node(batch_host, node_list)
+        waiting = state in WAITING_STATES
         jobs[job_id] = JobStatus(
             job_id=job_id,
             state=state,
             reason=reason or "None",
-            node=_job_node(batch_host, node_list),
-            expected_start=expected,
+            node=node,
+            expected_start=_time(job_id, "start", start) if state == "PENDING" else None,
+            started=_time(job_id, "start", start) if not waiting and node else None,
+            ends=_time(job_id, "end", end) if state in ACTIVE_STATES else None,
         )
     return jobs
+
+
+def _time(job_id: str, what: str, value: str) -> datetime | None:
+    """A squeue time as aware UTC; None for Slurm's "no time"/"no limit" spellings, and for
+    anything unreadable (logged): one odd value must not cost the poller every job's status."""
+    if value.lower() in _NO_LIMIT:
+        return None
+    try:
+        return parse_slurm_time(value)
+    except (ValueError, OverflowError):
+        # OverflowError: a year-1 or year-9999 time moved into UTC leaves datetime's range.
+        log.warning(
+            "unreadable squeue %s time %s of job %s",
+            what,
+            log_safe(repr(value)),
+            log_safe(job_id),
+        )
+        return None
 
 
 def _job_node(batch_host: str, node_list: str) -> str:

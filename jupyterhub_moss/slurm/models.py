@@ -82,6 +82,14 @@ class JobStatus:
     # How it ended, from sacct, for a job squeue had forgotten; then ``state`` and ``reason``
     # are sacct's too. None for anything squeue answered, and for JOB_GONE.
     ended: EndedJob | None = None
+    # When the job began running (squeue's %S once it is no longer waiting and was given a
+    # node; it stays set after the job ended). None while waiting, and for a job that never ran.
+    started: datetime | None = None
+    # When Slurm will end the job at its time limit (squeue's %e), only while it is active
+    # (ACTIVE_STATES); None for a job without a time limit, unknown, or not active. An admin's
+    # ``scontrol update TimeLimit=`` moves it; the next poll sees the new value. For a
+    # COMPLETING job it is when its run ended, already past: "time left" is then nothing.
+    ends: datetime | None = None
 
     @property
     def waiting(self) -> bool:

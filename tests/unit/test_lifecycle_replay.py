@@ -53,7 +53,7 @@ def sacct_record(job_id: str, state: str, exit_code: str) -> Reply:
 
 def squeue(job_id: str) -> str:
     """The poller's squeue, as the captures ran it: as the hub (no user prefix)."""
-    return f"squeue -h -t all -j {job_id} -o {shlex.quote('%i|%T|%B|%N|%S|%r')}"
+    return f"squeue -h -t all -j {job_id} -o {shlex.quote('%i|%T|%B|%N|%S|%e|%r')}"
 
 
 def sacct(job_id: str) -> str:

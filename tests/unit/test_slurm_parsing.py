@@ -7,7 +7,9 @@ built with the same rule (:func:`local`).
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+import logging
+import time
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -488,33 +490,50 @@ def test_squeue_arguments():
         "-j",
         "3,1,2",
         "-o",
-        "%i|%T|%B|%N|%S|%r",
+        "%i|%T|%B|%N|%S|%e|%r",
     ]
 
 
 def test_parse_real_squeue():
     jobs = parse_squeue(fixture("squeue_single.txt"))
+    started = local("2026-12-01T03:15:45")
     assert jobs == {
-        "25": JobStatus("25", "RUNNING", "None", "localhost", None),
-        "26": JobStatus("26", "PENDING", "JobHeldUser", "", None),
-        "27": JobStatus("27", "COMPLETED", "None", "localhost", None),
-        "28": JobStatus("28", "FAILED", "NonZeroExitCode", "localhost", None),
-        "29": JobStatus("29", "PENDING", "Resources", "", local("2026-11-26T10:56:42")),
-    }
-    assert jobs["25"].running and not jobs["25"].finished
-    assert jobs["26"].waiting
-    assert jobs["27"].finished and jobs["28"].finished
+        "5762": JobStatus(
+            "5762", "RUNNING", "None", "localhost", None,
+            started=started, ends=local("2026-12-01T03:25:45"),
+        ),
+        "5763": JobStatus("5763", "PENDING", "JobHeldUser", "", None),
+        "5764": JobStatus("5764", "COMPLETED", "None", "localhost", None, started=started),
+        "5765": JobStatus("5765", "FAILED", "NonZeroExitCode", "localhost", None, started=started),
+        "5766": JobStatus("5766", "PENDING", "Resources", "", local("2026-12-01T03:25:45")),
+        # its limit lifted by root: squeue's end time reads NONE
+        "5767": JobStatus(
+            "5767", "RUNNING", "None", "localhost", None, started=local("2026-12-01T03:15:53")
+        ),
+    }  # fmt: skip
+    assert jobs["5762"].running and not jobs["5762"].finished
+    assert jobs["5767"].running
+    assert jobs["5763"].waiting
+    assert jobs["5764"].finished and jobs["5765"].finished
 
 
 def test_parse_real_squeue_multi():
     jobs = parse_squeue(fixture("squeue_multi.txt"))
+    started = local("2026-12-01T03:17:46")
     assert jobs == {
-        "92": JobStatus("92", "RUNNING", "None", "g1", None),
-        "93": JobStatus("93", "PENDING", "JobHeldUser", "", None),
-        "94": JobStatus("94", "COMPLETED", "None", "c1", None),
-        "95": JobStatus("95", "FAILED", "NonZeroExitCode", "c1", None),
-        "96": JobStatus("96", "PENDING", "Resources", "", local("2026-11-26T11:05:23")),
-    }
+        "5774": JobStatus(
+            "5774", "RUNNING", "None", "g1", None,
+            started=started, ends=local("2026-12-01T03:27:46"),
+        ),
+        "5775": JobStatus("5775", "PENDING", "JobHeldUser", "", None),
+        "5776": JobStatus("5776", "COMPLETED", "None", "c1", None, started=started),
+        "5777": JobStatus("5777", "FAILED", "NonZeroExitCode", "c1", None, started=started),
+        "5778": JobStatus("5778", "PENDING", "Resources", "", local("2026-12-01T03:27:46")),
+        # its limit lifted by root: squeue's end time reads NONE
+        "5779": JobStatus(
+            "5779", "RUNNING", "None", "c1", None, started=local("2026-12-01T03:17:50")
+        ),
+    }  # fmt: skip
 
 
 @pytest.mark.parametrize(
@@ -530,15 +549,134 @@ def test_parse_real_squeue_multi():
         ("108", "OUT_OF_MEMORY", "OutOfMemory", "c03", None, "finished"),
         ("109", "PENDING", "ReqNodeNotAvail, UnavailableNodes:c[10-11]", "", None, "waiting"),
         ("110", "CANCELLED", "None", "", None, "finished"),
+        ("111", "RUNNING", "None", "c04", None, "running"),
+        ("112", "SUSPENDED", "None", "c05", None, "running"),
+        ("113", "RUNNING", "None", "c06", None, "running"),
     ],
 )
 def test_parse_handmade_squeue(job_id, state, reason, node, start, kind):
     jobs = parse_squeue(fixture("squeue_handmade.txt"))
-    assert len(jobs) == 10  # the malformed line is skipped
+    # skipped: the malformed line, and a line of the old format (no end time)
+    assert len(jobs) == 13 and "114" not in jobs
     job = jobs[job_id]
     assert (job.state, job.reason, job.node) == (state, reason, node)
     assert job.expected_start == (local(start) if start else None)
     assert getattr(job, kind)
+
+
+# (fixture, job id, started, ends): when a job began running and when Slurm will end it.
+# Real: the running jobs of capture.py have 10 minutes (``-t 10``) and the lifecycle's 5
+# (``--time=0:05:00``); the NONE job had its limit lifted by root; an ended job's %e is when
+# it ended, not a limit, so no ``ends``.
+JOB_TIMES = [
+    # real, single layout
+    ("squeue_single.txt", "5762", "2026-12-01T03:15:45", "2026-12-01T03:25:45"),  # running
+    ("squeue_single.txt", "5767", "2026-12-01T03:15:53", None),  # running, %e NONE
+    ("squeue_single.txt", "5763", None, None),  # held
+    ("squeue_single.txt", "5766", None, None),  # pending with an estimate (and an end)
+    ("squeue_single.txt", "5764", "2026-12-01T03:15:45", None),  # completed
+    ("squeue_single.txt", "5765", "2026-12-01T03:15:45", None),  # failed
+    # real, multi layout
+    ("squeue_multi.txt", "5774", "2026-12-01T03:17:46", "2026-12-01T03:27:46"),  # running
+    ("squeue_multi.txt", "5779", "2026-12-01T03:17:50", None),  # running, %e NONE
+    ("squeue_multi.txt", "5775", None, None),  # held
+    ("squeue_multi.txt", "5778", None, None),  # pending with an estimate (and an end)
+    ("squeue_multi.txt", "5776", "2026-12-01T03:17:46", None),  # completed
+    ("squeue_multi.txt", "5777", "2026-12-01T03:17:46", None),  # failed
+    # real, the lifecycle
+    ("lifecycle_squeue_pending.out", "5769", None, None),
+    ("lifecycle_squeue_running.out", "5769", "2026-12-01T03:15:58", "2026-12-01T03:20:58"),
+    ("lifecycle_squeue_failed.out", "5769", "2026-12-01T03:15:58", None),
+    ("lifecycle_squeue_server_running.out", "5770", "2026-12-01T03:16:05", "2026-12-01T03:21:05"),
+    ("lifecycle_squeue_cancelled.out", "5770", "2026-12-01T03:16:05", None),
+    ("lifecycle_squeue_completed.out", "5771", "2026-12-01T03:16:06", None),
+    # hand-made
+    ("squeue_handmade.txt", "101", None, None),  # pending, N/A
+    ("squeue_handmade.txt", "102", None, None),  # pending with an estimated start and end
+    ("squeue_handmade.txt", "103", "2026-11-26T10:00:00", "2026-11-26T14:00:00"),  # multi-node
+    ("squeue_handmade.txt", "104_3", "2026-11-26T09:00:00", None),  # array task, NONE
+    ("squeue_handmade.txt", "105", None, None),  # CONFIGURING: still waiting
+    ("squeue_handmade.txt", "106", "2026-11-26T08:00:00", "2026-11-26T10:41:17"),  # COMPLETING
+    ("squeue_handmade.txt", "107", "2026-11-26T07:00:00", None),  # TIMEOUT
+    ("squeue_handmade.txt", "108", "2026-11-26T07:00:00", None),  # OUT_OF_MEMORY
+    ("squeue_handmade.txt", "110", None, None),  # cancelled while pending: never ran
+    ("squeue_handmade.txt", "111", "2026-11-26T10:30:00", None),  # UNLIMITED
+    ("squeue_handmade.txt", "112", "2026-11-26T10:20:00", None),  # SUSPENDED, Unknown
+    ("squeue_handmade.txt", "113", None, None),  # garbage in both
+]
+
+
+@pytest.mark.parametrize(("name", "job_id", "started", "ends"), JOB_TIMES)
+def test_started_and_ends(name, job_id, started, ends):
+    job = parse_squeue(fixture(name))[job_id]
+    assert job.started == (local(started) if started else None)
+    assert job.ends == (local(ends) if ends else None)
+    if job.waiting:
+        assert job.started is None and job.ends is None
+    if job.finished:
+        assert job.ends is None
+
+
+@pytest.mark.parametrize(
+    ("name", "job_id", "limit_minutes"),
+    [
+        ("squeue_single.txt", "5762", 10),
+        ("squeue_multi.txt", "5774", 10),
+        ("lifecycle_squeue_running.out", "5769", 5),
+        ("lifecycle_squeue_server_running.out", "5770", 5),
+    ],
+)
+def test_a_running_jobs_end_is_its_start_plus_its_time_limit(name, job_id, limit_minutes):
+    job = parse_squeue(fixture(name))[job_id]
+    assert job.state == "RUNNING"
+    assert job.ends - job.started == timedelta(minutes=limit_minutes)
+
+
+def test_unreadable_times_are_logged_and_the_job_kept(caplog):
+    with caplog.at_level(logging.WARNING, logger="jupyterhub_moss.slurm.job_status"):
+        jobs = parse_squeue(fixture("squeue_handmade.txt"))
+    job = jobs["113"]
+    assert (job.state, job.node, job.started, job.ends) == ("RUNNING", "c06", None, None)
+    unreadable = [r.getMessage() for r in caplog.records if "unreadable" in r.getMessage()]
+    assert unreadable == [
+        "unreadable squeue start time 'yesterday' of job 113",
+        "unreadable squeue end time '2026-11-26T25:00:00' of job 113",
+    ]  # NONE, UNLIMITED, Unknown and N/A are Slurm's words for "no time", not unreadable
+
+
+@pytest.fixture
+def hub_time_zone(monkeypatch):
+    """Run a test with the hub (and so squeue, which inherits TZ) in another time zone."""
+
+    def use(zone: str) -> None:
+        monkeypatch.setenv("TZ", zone)
+        time.tzset()
+
+    yield use
+    monkeypatch.undo()
+    time.tzset()
+
+
+def test_times_are_read_in_the_hubs_time_zone(hub_time_zone):
+    hub_time_zone("Europe/Zurich")  # UTC+1 in November
+    job = parse_squeue("7|RUNNING|c1|c1|2026-11-26T10:00:00|2026-11-26T10:30:00|None\n")["7"]
+    assert job.started == datetime(2026, 11, 26, 9, 0, tzinfo=timezone.utc)
+    assert job.ends == datetime(2026, 11, 26, 9, 30, tzinfo=timezone.utc)
+
+
+@pytest.mark.parametrize(
+    ("zone", "start", "end"),
+    [
+        # year 1 moved west of UTC+0 leaves datetime's range (ValueError) ...
+        ("Pacific/Kiritimati", "0001-01-01T00:00:00", "0001-01-01T01:00:00"),
+        # ... and year 9999 moved east of it too (OverflowError)
+        ("America/Los_Angeles", "9999-12-31T23:00:00", "9999-12-31T23:59:59"),
+    ],
+)
+def test_times_out_of_range_in_utc_are_none(hub_time_zone, zone, start, end):
+    hub_time_zone(zone)
+    job = parse_squeue(f"8|RUNNING|c1|c1|{start}|{end}|None\n")["8"]
+    assert (job.state, job.started, job.ends) == ("RUNNING", None, None)
 
 
 def test_gone_is_finished():
