@@ -173,9 +173,10 @@ def session_row(
     (state, style), detail = _state(facts, now)
     status = facts.status if facts.active else None
     running = status is not None and status.running
-    started = getattr(status, "started", None) if running else None
-    ends = getattr(status, "ends", None) if running else None
-    seconds_left = int((ends - now).total_seconds()) if ends is not None else None
+    started = status.started if running else None
+    ends = status.ends if running else None
+    # a COMPLETING job's end is already past: nothing is left, not less than nothing
+    seconds_left = max(int((ends - now).total_seconds()), 0) if ends is not None else None
     idle_seconds = None
     if facts.last_activity is not None:
         idle_seconds = max(int((now - _aware(facts.last_activity)).total_seconds()), 0)

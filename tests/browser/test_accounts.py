@@ -10,14 +10,12 @@ from collections.abc import Iterator
 
 import pytest
 from playwright.sync_api import expect
+from support.axe import serious_axe_violations
 from support.cluster_hub import CLUSTER_HUB_CONFIG
 from support.hub import HubProcess, running_hub
-from support.infra import REPO
 from support.page_waits import fragment_answered, log_in, open_spawn_page
 
 pytestmark = pytest.mark.accounting
-
-AXE = REPO / "dev" / "npm" / "node_modules" / "axe-core" / "axe.min.js"
 
 
 @pytest.fixture(scope="module")
@@ -72,11 +70,4 @@ def test_choosing_an_account_changes_the_qos_choices_and_the_limits(hub, page):
 
 def test_axe_finds_no_serious_violations_in_the_account_choices(hub, page):
     advanced_form(page, hub)
-    page.add_script_tag(path=str(AXE))
-    result = page.evaluate("async () => await axe.run('.moss-charge')")
-    serious = [
-        (v["id"], v["help"], [n["target"] for n in v["nodes"]])
-        for v in result["violations"]
-        if v["impact"] in ("serious", "critical")
-    ]
-    assert serious == []
+    assert serious_axe_violations(page, ".moss-charge") == []

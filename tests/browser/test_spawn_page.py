@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import expect
+from support.axe import serious_axe_violations
 from support.cluster_hub import CLUSTER_HUB_CONFIG
 from support.hub import HubProcess, running_hub
-from support.infra import REPO
 from support.page_waits import (
     TIMEOUT_MS,
     fragment_answered,
@@ -31,7 +31,6 @@ from support.page_waits import (
 )
 from support.page_waits import open_spawn_page as open_form
 
-AXE = REPO / "dev" / "npm" / "node_modules" / "axe-core" / "axe.min.js"
 PAYLOAD = "<script>alert(1)</script>'\"<img src=x onerror=alert(2)>"
 PENDING_OR_RUNNING = re.compile(r"/hub/spawn-pending/(alice|bob)|/user/(alice|bob)/")
 POLL_MS = 2000  # availability_refresh_interval of this module's hub
@@ -404,15 +403,8 @@ def test_axe_finds_no_serious_violations_in_the_form(hub, page, tab, console_err
     if tab == "advanced":
         with fragment_answered(page, "body"):
             page.click("#moss-tab-advanced")
-    page.add_script_tag(path=str(AXE))
     # our part of the page (JupyterHub's own Start button is not ours to judge)
-    result = page.evaluate("async () => await axe.run('#moss-form')")
-    serious = [
-        (v["id"], v["help"], [n["target"] for n in v["nodes"]])
-        for v in result["violations"]
-        if v["impact"] in ("serious", "critical")
-    ]
-    assert serious == []
+    assert serious_axe_violations(page, "#moss-form") == []
     assert console_errors == []
 
 

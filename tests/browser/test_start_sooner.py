@@ -11,15 +11,14 @@ from collections.abc import Iterator
 
 import pytest
 from playwright.sync_api import expect
+from support.axe import serious_axe_violations
 from support.busy_partition import busy_cpu_partition
 from support.cluster_hub import CLUSTER_HUB_CONFIG
 from support.hub import HubProcess, running_hub
-from support.infra import REPO
 from support.page_waits import TIMEOUT_MS, fragment_answered, log_in, open_spawn_page
 
 pytestmark = pytest.mark.accounting
 
-AXE = REPO / "dev" / "npm" / "node_modules" / "axe-core" / "axe.min.js"
 REFRESH = 2  # availability_refresh_interval (estimates keep the estimator's 5 s at least)
 SWITCHES = "#moss-estimate button.moss-start-sooner-switch"
 
@@ -129,12 +128,4 @@ def test_a_switch_to_a_partition_of_the_advanced_tab_opens_that_tab(hub, page, p
 def test_axe_finds_no_serious_problems_in_start_sooner(hub, page):
     open_form(page, hub)
     expect(page.locator(SWITCHES)).to_have_count(2, timeout=TIMEOUT_MS)
-    page.add_script_tag(path=str(AXE))
-    result = page.evaluate("async () => await axe.run('#moss-estimate')")
-    serious = [
-        (v["id"], v["help"], [n["target"] for n in v["nodes"]])
-        for v in result["violations"]
-        if v["impact"] in ("serious", "critical")
-    ]
-    assert serious == []
-    assert result["passes"]  # axe did check the part
+    assert serious_axe_violations(page, "#moss-estimate") == []

@@ -3,8 +3,9 @@
 - The real ``jupyterhub-idle-culler``, run by the hub as a service, stops a server nobody uses:
   the job is cancelled (squeue drops it, its processes end), and the spawn page's availability
   table shows its CPUs idle again within one refresh of the shared view.
-- A job that reaches its time limit is ended by Slurm: the hub notices within one poll, and its
-  log says that the time limit was reached.
+- A job that reaches its time limit is ended by Slurm: the hub notices within one poll, its log
+  says that the time limit was reached, and so does the user's session list, which counted the
+  time left down to it.
 
 Both run a real JupyterLab in a real Slurm job, as alice, on the debug partition.
 """
@@ -75,6 +76,13 @@ def idle_debug_cpus(hub, client: httpx.Client) -> tuple[int, int]:
     raise AssertionError(f"no debug row in the availability table: {soup.get_text(' ')[:300]}")
 
 
+def session_row(hub, client: httpx.Client):
+    """alice's default server's row in her "Your sessions" list, or None."""
+    answer = client.get(hub.hub_url("moss/form/sessions/alice/"))
+    assert answer.status_code == 200, answer.text
+    return BeautifulSoup(answer.text, "html.parser").select_one('tr[data-server=""]')
+
+
 def culled_by_the_culler(hub) -> bool:
     return any(
         "DELETE /hub/api/users/alice/server" in line and "(idle-culler@" in line
@@ -131,13 +139,23 @@ def test_a_job_at_its_time_limit_ends_and_the_hub_notices_within_one_poll(
 ):
     env = slurm_cluster.env
     hub = hub_factory(extra_config=lifecycle_config(), env=env)
-    api = hub.api()
+    api, alice = hub.api(), hub.login("alice")
     job_id = ""
     try:
         one_minute = {**TWO_CPUS, "nprocs": "1", "runtime": "0:01:00"}
         assert request_spawn(api, "alice", one_minute).status_code in (201, 202)
         wait_until_ready(api, "alice")
         job_id = server_state(api, "alice")["job_id"]
+        row = wait_for(
+            "the session list to show the job's time left",
+            lambda: (
+                r if (r := session_row(hub, alice)) is not None and r.select_one("time") else None
+            ),
+            30,
+        )
+        assert row["data-job"] == job_id and row["data-state"] == "Running"
+        left = row.select_one("time.moss-time-left")
+        assert left.get_text().startswith("0:00:") and "text-bg-warning" in left["class"]
 
         # Slurm ends it at its limit (it checks limits every 30 s, then KillWait)
         wait_for(f"Slurm to end job {job_id}", lambda: listed_state(env, job_id) != "RUNNING", 150)
@@ -150,5 +168,8 @@ def test_a_job_at_its_time_limit_ends_and_the_hub_notices_within_one_poll(
         ]
         assert ended_lines, hub.log()[-3000:]
         assert "TIMEOUT (time limit reached" in ended_lines[-1], ended_lines
+        row = session_row(hub, alice)
+        assert row is not None and row["data-state"] == "Ended", row
+        assert f"Job {job_id}: TIMEOUT (time limit reached" in row.get_text(" ", strip=True)
     finally:
         cancel(env, [job_id])

@@ -442,7 +442,10 @@ def test_a_poll_after_the_job_ended_gives_its_status_and_clears_the_state(
     spawner.load_state(running(job_id))
 
     assert run(spawner.poll()) == status
-    assert spawner.get_state() == {}
+    # nothing of the job is left, but how it ended (for the session lists)
+    state = spawner.get_state()
+    assert list(state) == ["moss_last_end"]
+    assert state["moss_last_end"]["job_id"] == job_id
     assert spawner.slurm.ran() == [squeue(job_id)]
     assert spawner.poller.latest(job_id) is None  # no longer tracked
 
