@@ -54,6 +54,8 @@ def rows_of(html: str) -> dict[str, dict[str, object]]:
             "state": str(tr["data-state"]),
             "job": str(tr["data-job"]),
             "cells": [cell.get_text(" ", strip=True) for cell in tr.find_all(["th", "td"])],
+            "where": tr.select_one(".moss-session-where").get_text(" ", strip=True),
+            "resources": tr.select_one(".moss-session-resources").get_text(" ", strip=True),
             "ends": left["datetime"] if left else "",
             "left": left.get_text(strip=True) if left else "",
             "warning": bool(left and "text-bg-warning" in left.get("class", [])),
@@ -111,8 +113,8 @@ def test_sessions_and_jobs_page_say_what_squeue_says(slurm_cluster, cluster_hub)
         slurm_running, slurm_queued = squeue_fields(env, running), squeue_fields(env, queued)
         default = rows[""]
         assert default["job"] == running
-        assert slurm_running["node"] in default["cells"]
-        assert "debug" in default["cells"] and "1" in default["cells"]
+        assert default["where"] == f"debug on {slurm_running['node']}"
+        assert default["resources"] == "1 CPU default memory"
         # the end is Slurm's (start + the 30 min asked for), and time left counts towards it
         assert slurm_end(str(default["ends"])) == slurm_end(slurm_running["end"])
         hours, minutes, seconds = (int(p) for p in str(default["left"]).split()[0].split(":"))
