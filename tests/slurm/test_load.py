@@ -12,7 +12,8 @@ alone, whatever else runs on the cluster: it must stay within what the refresh a
 intervals allow, however many pages are served.
 
 Not loaded: the estimate fragment, which runs ``sbatch --test-only`` as each user (rate-limited
-per user by design; the simulated users have no Unix account).
+per user and partition by design; the simulated users have no Unix account). Its own sdiag bound,
+20 viewers for 60 s, is tests/slurm/test_start_sooner.py's.
 
 Ten one-CPU servers need the multi layout of dev/cluster (24 CPUs; the single node has 8): the
 module switches to it if needed, as tests/slurm/test_lifecycle_multinode.py does (which cancels
