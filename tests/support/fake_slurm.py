@@ -11,13 +11,17 @@ from pathlib import Path
 
 from .hub import DEMO_PARTITIONS
 
+#: What the stand-in squeue prints: a pending job, in the poller's format (SQUEUE_FORMAT) as the
+#: real squeue prints it. tests/unit/test_slurm_parsing.py checks that the parser reads it.
+PENDING_SQUEUE_LINE = "4242|PENDING|n/a||N/A|N/A|Resources"
+
 
 def fake_slurm(folder: Path) -> Path:
     """sbatch keeps the job's server token and says job 4242; squeue says it pends."""
     folder.mkdir()
     scripts = {
         "sbatch": 'cat > /dev/null\nprintf %s "$JUPYTERHUB_API_TOKEN" > "$D/token"\necho 4242',
-        "squeue": 'echo "4242|PENDING|||N/A|Resources"',
+        "squeue": f'echo "{PENDING_SQUEUE_LINE}"',
         "scancel": "true",
         "scontrol": "true",
         "sinfo": "exit 1",  # no cluster: the page and limits come from the config alone

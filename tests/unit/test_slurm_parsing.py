@@ -710,3 +710,12 @@ def test_scontrol_keys_may_hold_colons_and_slashes():
     assert fields["CPUs/Task"] == "2"
     assert fields["Comment"] == "a b c"
     assert fields["TRES"] == "cpu=2,mem=1G"
+
+
+def test_the_hub_tiers_stand_in_squeue_speaks_the_current_format():
+    """The hub tier spawns without a cluster against a stand-in squeue: it must say "pending"
+    in the format the poller asks for, or those spawns would fail as jobs Slurm forgot."""
+    from support.fake_slurm import PENDING_SQUEUE_LINE
+
+    job = parse_squeue(PENDING_SQUEUE_LINE + "\n")["4242"]
+    assert (job.state, job.reason, job.started, job.ends) == ("PENDING", "Resources", None, None)
