@@ -126,7 +126,7 @@ class JobsPageHandler(BaseHandler):
 
     async def get(self) -> None:
         if self.current_user is None and not self.table_only:
-            # The page sends people to log in. The fragment answers 403 (needs_scope): htmx
+            # The page sends people to log in. The fragment answers 403 (_render): htmx
             # would swap a login page into the table.
             self.redirect(self.get_login_url())
             return
