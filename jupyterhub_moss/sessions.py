@@ -15,6 +15,7 @@ from datetime import datetime, timezone
 from urllib.parse import quote
 
 from .job_reports import ended_job_summary, final_exit_code, pending_message
+from .live_refresh import visible_poll_trigger
 from .slurm.models import JobStatus
 
 __all__ = [
@@ -269,18 +270,13 @@ class SessionsView:
 
     rows: list[SessionRow]
     refresh_seconds: int
-    warning_minutes: int
 
     @property
     def hx_trigger(self) -> str:
-        # Like the availability table: only while the page is visible, at once when it becomes
-        # visible again, and right after a Stop from the list was answered.
-        visible = "[document.visibilityState === 'visible']"
-        return (
-            f"every {self.refresh_seconds}s {visible}, "
-            f"visibilitychange{visible} from:document, "
-            # a Stop button's answer bubbles up from the rows (the list's own does not)
-            "htmx:afterRequest from:#moss-session-rows"
+        # and right after a Stop from the list was answered: the button's answer bubbles up
+        # from the rows (the list's own request does not pass through them)
+        return visible_poll_trigger(
+            self.refresh_seconds, "htmx:afterRequest from:#moss-session-rows"
         )
 
     @property
@@ -298,4 +294,4 @@ def sessions_view(
     hub_prefix: str,
 ) -> SessionsView:
     rows = session_rows(facts, now, warning_seconds=warning_minutes * 60, hub_prefix=hub_prefix)
-    return SessionsView(rows, refresh_seconds, warning_minutes)
+    return SessionsView(rows, refresh_seconds)

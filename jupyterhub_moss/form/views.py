@@ -11,6 +11,7 @@ from urllib.parse import quote
 
 from .._version import __version__
 from ..limits import PartitionLimits
+from ..live_refresh import visible_poll_trigger
 from ..sessions import SessionsView
 from .values import ADVANCED, SIMPLE, TAB_LABELS, TRUE_WORDS
 
@@ -107,14 +108,8 @@ class AvailabilityView:
 
     @property
     def hx_trigger(self) -> str:
-        # Poll only while the page is visible, and refresh at once when it becomes visible
-        # again; a change in the form moves the highlighted row (all from the shared snapshot).
-        visible = "[document.visibilityState === 'visible']"
-        return (
-            f"every {self.refresh_seconds}s {visible}, "
-            f"visibilitychange{visible} from:document, "
-            "change from:closest form"
-        )
+        # a change in the form moves the highlighted row (all from the shared snapshot)
+        return visible_poll_trigger(self.refresh_seconds, "change from:closest form")
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ from tornado import web
 
 from .._version import __version__
 from ..form.templates import render_block, template_environment
+from ..live_refresh import visible_poll_trigger
 from ..session_report import user_server_facts
 from ..sessions import SORT_KEYS, ServerFacts, SessionRow, session_rows, sort_rows
 
@@ -71,8 +72,7 @@ class JobsView:
 
     @property
     def hx_trigger(self) -> str:
-        visible = "[document.visibilityState === 'visible']"
-        return f"every {self.refresh_seconds}s {visible}, visibilitychange{visible} from:document"
+        return visible_poll_trigger(self.refresh_seconds)
 
     def table_url(self, sort: str | None = None, descending: bool | None = None) -> str:
         query = urlencode(
