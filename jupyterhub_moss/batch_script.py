@@ -20,6 +20,7 @@ from importlib.resources import files
 from typing import Any
 
 import jinja2
+import jinja2.meta
 
 from .config import JupyterEnvironment
 from .limits import PartitionLimits
@@ -28,6 +29,7 @@ from .sbatch_options import parse_sbatch_options, split_option
 from .slurm_option_table import option_named
 
 __all__ = [
+    "SCRIPT_CONTEXT_NAMES",
     "ScriptSettings",
     "ShellLiteral",
     "build_script_context",
@@ -37,6 +39,7 @@ __all__ = [
     "render_batch_script",
     "sbatch_quote",
     "shell_words",
+    "unknown_script_names",
 ]
 
 _SBATCH_SAFE_RE = re.compile(r"^[A-Za-z0-9_.,:/@%+=-]+$")
@@ -122,6 +125,18 @@ def _compile(template: str) -> jinja2.Template:
 def render_batch_script(template: str, context: Mapping[str, Any]) -> str:
     """Render ``template`` with every interpolated value quoted (see the module docstring)."""
     return _compile(template).render(context)
+
+
+def unknown_script_names(template: str) -> list[str]:
+    """The names ``template`` reads that :func:`build_script_context` does not provide, sorted.
+
+    Rendering is strict, so a spawn whose script reaches one of them fails; the hub says so at
+    start-up instead. A name guarded by ``is defined`` is listed too: the check reads the
+    template, it does not run it. Raises ``jinja2.TemplateSyntaxError`` for a broken template.
+    """
+    env = _environment()
+    used = jinja2.meta.find_undeclared_variables(env.parse(template))
+    return sorted(used - SCRIPT_CONTEXT_NAMES - set(env.globals))
 
 
 def default_template() -> str:
@@ -249,6 +264,18 @@ def _export_list(names: Iterable[str]) -> str:
             raise ValueError(f"not an environment variable name: {name!r}")
     # Nothing listed: Slurm's own default, rather than a job without JUPYTERHUB_* variables.
     return ",".join(names) or "ALL"
+
+
+#: Every name :func:`build_script_context` gives the template (a unit test keeps them equal).
+SCRIPT_CONTEXT_NAMES = frozenset(
+    {
+        "sbatch_arguments", "job_name", "home_dir", "export", "output_path", "partition",
+        "runtime", "nprocs", "memory", "gres", "reservation", "account", "qos",
+        "user_sbatch_options", "admin_sbatch_options", "sbatch_options", "default_url",
+        "root_dir", "prologue", "environment_prologue", "modules", "path_prepend", "container",
+        "srun", "launcher_source", "launcher_python", "command", "epilogue",
+    }
+)  # fmt: skip
 
 
 def build_script_context(

@@ -67,6 +67,7 @@ def _wrap_init_handlers(hub_class: type) -> None:
         result = original(app, *args, **kwargs)
         if ours:
             _check_port_report_route(app)
+            _report_reference_config(app)
             _check_partitions(app)
             _check_admin_sbatch_options(app)
         return result
@@ -128,6 +129,19 @@ def _check_port_report_route(app: Any) -> None:
         _describe(owner),
     )
     app.exit(1)
+
+
+def _report_reference_config(app: Any) -> None:
+    """Say, once per hub, what the reference's settings in the config do here (see
+    :mod:`.reference_config`): each one not used gets one line naming what to use instead."""
+    from .reference_config import startup_messages
+
+    if getattr(app, "_moss_reference_reported", False):
+        return
+    app._moss_reference_reported = True
+    sections = app.spawner_class.section_names()
+    for message in startup_messages(app.config, sections, list(app.template_paths)):
+        app.log.log(message.level, "%s", message.text)
 
 
 def _check_partitions(app: Any) -> None:

@@ -7,7 +7,7 @@ import copy
 import httpx
 import pytest
 from support.hub import running_hub
-from support.reference_example import README_EXAMPLE
+from support.reference_example import README_EXAMPLE, README_EXAMPLE_7_0_1
 
 
 def partitions_config(partitions: dict) -> str:
@@ -93,3 +93,34 @@ def test_req_options_that_do_not_split_stop_the_hub_at_start_up(hub_infra, tmp_p
     log = str(failure.value)
     assert "JupyterHub exited" in log
     assert "jupyterhub_moss cannot start: req_options: cannot split into words" in log, log[-3000:]
+
+
+def test_a_reference_config_starts_and_names_each_unused_setting_once(hub_factory, tmp_path):
+    """The reference's README example and its other settings: the hub serves pages, and each
+    setting it does not use is named once, with what to use instead, however many spawners."""
+    templates = tmp_path / "templates"
+    templates.mkdir()
+    (templates / "option_form.html").write_text("{% block stylesheet %}{% endblock %}")
+    hub = hub_factory(
+        partitions_config(README_EXAMPLE_7_0_1)
+        + f"""
+c.MOSlurmSpawner.slurm_info_cmd = 'echo "partition_1 2/46/0/48 35+"'
+c.MOSlurmSpawner.singularity_cmd = ["singularity", "exec"]
+c.SlurmSpawner.req_runtime = "2:00:00"
+c.JupyterHub.template_paths = [{str(templates)!r}]
+"""
+    )
+    for user in ("alice", "bob"):
+        assert hub.login(user).get(hub.hub_url("spawn")).status_code == 200
+    log = hub.log()
+    expected = {
+        "c.MOSlurmSpawner.slurm_info_cmd is not used": "slurm_commands",
+        "c.MOSlurmSpawner.singularity_cmd is not used": "container_command = ",
+        "c.SlurmSpawner.req_runtime is not used": "max_runtime",
+        "option_form.html is not used": "moss_form.html",
+    }
+    for start, replacement in expected.items():
+        lines = [line for line in log.splitlines() if start in line]
+        assert len(lines) == 1, (start, lines)
+        assert "[W " in lines[0] and replacement in lines[0]
+    assert log.count("jupyterhub_moss: ") == len(expected), log[-3000:]

@@ -57,3 +57,43 @@ README_EXAMPLE = {
         },
     },
 }
+
+
+def _environment(description: str, path: str, modules: str, prologue: str) -> dict:
+    return {
+        "description": description,
+        "path": path,
+        "modules": modules,
+        "add_to_path": True,
+        "prologue": prologue,
+    }
+
+
+# The example exactly as the reference's README publishes it at 7.0.1 (unchanged in 10.1.0),
+# except for one closing brace its last partition lacks there: partition_2 by modules alone,
+# partition_3 by a path and modules. Every partition and environment field it documents is set.
+README_EXAMPLE_7_0_1 = {
+    "partition_1": {
+        **README_EXAMPLE["partition_1"],
+        "jupyter_environments": {"default": _environment("Default", "/env/path/bin/", "", "")},
+    },
+    "partition_2": {
+        **README_EXAMPLE["partition_2"],
+        "jupyter_environments": {
+            "default": _environment(
+                "Default", "", "JupyterLab/3.6.0", "echo 'Starting default environment'"
+            ),
+        },
+    },
+    "partition_3": {
+        **README_EXAMPLE["partition_3"],
+        "jupyter_environments": {
+            "default": _environment(
+                "Partition 3 default",
+                "/path/to/jupyter/env/for/partition_3/bin/",
+                "JupyterLab/3.6.0",
+                "echo 'Starting default environment'",
+            ),
+        },
+    },
+}

@@ -20,6 +20,7 @@ from support.infra import missing
 from support.sbatch_model import sbatch_arguments
 
 from jupyterhub_moss.batch_script import (
+    SCRIPT_CONTEXT_NAMES,
     ScriptSettings,
     ShellLiteral,
     build_script_context,
@@ -28,6 +29,7 @@ from jupyterhub_moss.batch_script import (
     render_batch_script,
     sbatch_quote,
     shell_words,
+    unknown_script_names,
 )
 from jupyterhub_moss.config import load_partitions
 from jupyterhub_moss.limits import merge_partition_limits
@@ -154,6 +156,13 @@ def test_script_matches_the_expected_one(name):
         expected.parent.mkdir(parents=True, exist_ok=True)
         expected.write_text(script)
     assert script == expected.read_text()
+
+
+def test_the_names_the_start_up_check_knows_are_the_contexts_own():
+    options = parse_user_options({"partition": "cpu"}, LIMITS)
+    context = build_script_context(options, LIMITS["cpu"], SETTINGS)
+    assert set(context) == SCRIPT_CONTEXT_NAMES
+    assert unknown_script_names(default_template()) == []
 
 
 def test_every_expected_script_has_a_case():
