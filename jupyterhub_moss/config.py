@@ -18,9 +18,12 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 __all__ = [
+    "PRESET_FIELDS",
+    "FieldValues",
     "JupyterEnvironment",
     "PartitionConfig",
     "PartitionConfigError",
+    "load_field_values",
     "load_partitions",
 ]
 
@@ -72,6 +75,46 @@ class JupyterEnvironment(BaseModel):
         return tuple(self.modules.split())
 
 
+#: The fields an admin may give a default or a lock (their documented spawn-option names).
+PRESET_FIELDS = (
+    "runtime",
+    "nprocs",
+    "memory",
+    "ngpus",
+    "environment_id",
+    "default_url",
+    "output",
+)
+
+
+class FieldValues(BaseModel):
+    """Values for some of the spawn fields, as the admin writes them: the defaults or the locks
+    of ``c.MOSlurmSpawner.field_defaults`` / ``locked_fields``, or of one partition.
+
+    Only the types are checked here. Whether a value is valid Slurm syntax, and fits the
+    partition's limits, is the user-options parser's job: :func:`.options.preset_problems` runs
+    it on every partition at start-up.
+    """
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    runtime: str | None = Field(
+        default=None, description="As Slurm reads --time: '2:00:00', '1-00:00:00', '90' (minutes)."
+    )
+    nprocs: int | None = Field(default=None, ge=1)
+    memory: str | None = Field(default=None, description="Slurm's size syntax: '4G', '512M'.")
+    ngpus: int | None = Field(default=None, ge=0)
+    environment_id: str | None = None
+    default_url: str | None = None
+    output: bool | None = None
+
+    def given(self) -> dict[str, str | int | bool]:
+        """The fields the admin set, in :data:`PRESET_FIELDS` order."""
+        return {
+            name: getattr(self, name) for name in PRESET_FIELDS if getattr(self, name) is not None
+        }
+
+
 class PartitionConfig(BaseModel):
     """What the admin says about one partition. ``None`` limits are read from Slurm."""
 
@@ -89,6 +132,9 @@ class PartitionConfig(BaseModel):
     # The reference documents `simple` as "True to show in Simple tab" with True in every example.
     simple: bool = True
     jupyter_environments: dict[str, JupyterEnvironment] = Field(min_length=1)
+    #: This partition's defaults and locks; each field given replaces the hub's for that field.
+    field_defaults: FieldValues = Field(default_factory=FieldValues)
+    locked_fields: FieldValues = Field(default_factory=FieldValues)
 
     @field_validator("gpu")
     @classmethod
@@ -121,9 +167,25 @@ class PartitionConfigError(ValueError):
     """The partitions configuration is invalid. One line per problem, each naming
     the partition, the field and what was expected."""
 
-    def __init__(self, problems: list[str]) -> None:
+    def __init__(self, problems: list[str], setting: str = "partitions") -> None:
         self.problems = problems
-        super().__init__("invalid c.MOSlurmSpawner.partitions:\n" + "\n".join(problems))
+        super().__init__(f"invalid c.MOSlurmSpawner.{setting}:\n" + "\n".join(problems))
+
+
+def load_field_values(raw: Mapping[str, Any] | None, setting: str) -> FieldValues:
+    """The hub-wide ``field_defaults`` or ``locked_fields`` (``setting``), checked like a
+    partition's: every problem at once, each naming the field."""
+    if raw is None:
+        return FieldValues()
+    if not isinstance(raw, Mapping):
+        raise PartitionConfigError([f"must be a dict of fields, not {type(raw).__name__}"], setting)
+    try:
+        return FieldValues.model_validate(dict(raw))
+    except ValidationError as exc:
+        problems = [
+            _describe({**err, "loc": (setting, *err.get("loc", ()))}) for err in exc.errors()
+        ]
+        raise PartitionConfigError(problems, setting) from None
 
 
 def load_partitions(raw: Mapping[str, Any]) -> dict[str, PartitionConfig]:
@@ -166,6 +228,7 @@ _EXPECTED = {
     "string_type": "must be a string",
     "bool_type": "must be True or False",
     "dict_type": "must be a dict",
+    "model_type": "must be a dict",
     "too_short": "must not be empty",
 }
 
@@ -192,6 +255,11 @@ def _describe(err: Mapping[str, Any]) -> str:
 
 
 def _allowed_fields(loc: list[str]) -> list[str]:
-    # An unknown key under jupyter_environments.<id> belongs to an environment, else a partition.
-    model = JupyterEnvironment if len(loc) > 1 and loc[0] == "jupyter_environments" else None
-    return list((model or PartitionConfig).model_fields)
+    # An unknown key under jupyter_environments.<id> belongs to an environment, one under
+    # field_defaults or locked_fields to those, else to a partition.
+    model: type[BaseModel] = PartitionConfig
+    if len(loc) > 1 and loc[0] == "jupyter_environments":
+        model = JupyterEnvironment
+    elif len(loc) > 1 and loc[0] in ("field_defaults", "locked_fields"):
+        model = FieldValues
+    return list(model.model_fields)

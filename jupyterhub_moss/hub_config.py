@@ -145,15 +145,26 @@ def _report_reference_config(app: Any) -> None:
 
 
 def _check_partitions(app: Any) -> None:
-    from .config import PartitionConfigError, load_partitions
+    """The partitions, then the defaults and locks on them (against the admin's own limits)."""
+    from .config import PartitionConfigError, load_field_values, load_partitions
+    from .preset_check import preset_problems
 
     section = app.config.get("MOSlurmSpawner", {})
-    if "partitions" not in section:
-        return
     try:
-        load_partitions(section["partitions"])
+        hub_defaults = load_field_values(section.get("field_defaults"), "field_defaults")
+        hub_locks = load_field_values(section.get("locked_fields"), "locked_fields")
+        if "partitions" not in section:
+            return
+        configs = load_partitions(section["partitions"])
     except PartitionConfigError as exc:
         app.log.critical("jupyterhub_moss cannot start: %s", exc)
+        app.exit(1)
+        return
+    problems = preset_problems(configs, hub_defaults, hub_locks)
+    if problems:
+        app.log.critical(
+            "jupyterhub_moss cannot start: invalid defaults or locks:\n%s", "\n".join(problems)
+        )
         app.exit(1)
 
 

@@ -11,6 +11,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 
 from .config import JupyterEnvironment, PartitionConfig
+from .presets import FieldPresets
 from .slurm.accounting import JobLimits
 from .slurm.models import PartitionInfo
 from .slurm.partition_access import PartitionAccess
@@ -21,6 +22,7 @@ __all__ = [
     "UNKNOWN_STATE",
     "PartitionLimits",
     "SimpleChoices",
+    "admin_only_limits",
     "charged_limits",
     "gres_template_from_slurm",
     "merge_partition_limits",
@@ -81,6 +83,8 @@ class PartitionLimits:
     #: Set when the accounting database knows no account of the user: every request is
     #: refused with it (Slurm would refuse the job), naming the account field.
     no_account: str = ""
+    #: The admin's defaults and locks for this partition's fields.
+    presets: FieldPresets = field(default_factory=FieldPresets, hash=False)
 
     def account(self, name: str) -> AccountChoice | None:
         return next((choice for choice in self.accounts if choice.name == name), None)
@@ -212,6 +216,7 @@ def merge_partition_limits(
     *,
     access: UserAccess | None = None,
     rules: Mapping[str, PartitionAccess] | None = None,
+    presets: Mapping[str, FieldPresets] | None = None,
 ) -> dict[str, PartitionLimits]:
     """Limits for every configured partition the user may use, in the admin's order.
 
@@ -223,19 +228,48 @@ def merge_partition_limits(
 
     With ``access`` (the user) and ``rules`` (each partition's access rules, from the snapshot),
     partitions the user may not use are left out (:func:`partition_refusals` says why), and each
-    partition gets the accounts the user may charge there and the QOS limits.
+    partition gets the accounts the user may charge there and the QOS limits. ``presets`` are
+    each partition's defaults and locks (none when left out).
     """
     known = slurm or {}
     choices = choices or SimpleChoices()
     merged = {}
     for name, config in configs.items():
         limits = _limits_for(name, config, known.get(name), choices)
+        if presets and name in presets:
+            limits = replace(limits, presets=presets[name])
         if access is not None:
             its_rules = (rules or {}).get(name)
             if partition_refusal(access, its_rules) is not None:
                 continue
             limits = _with_accounts(limits, access, its_rules)
         merged[name] = limits
+    return merged
+
+
+#: Stands for "no limit known" when only the admin's config is looked at: Slurm may allow a
+#: lot more than the fallbacks used at run time before Slurm answers.
+_UNKNOWN_BOUND = 10**9
+
+
+def admin_only_limits(
+    configs: Mapping[str, PartitionConfig], presets: Mapping[str, FieldPresets]
+) -> dict[str, PartitionLimits]:
+    """Limits from the admin's config alone, for checking it at start-up, before Slurm is
+    asked: what the admin left to Slurm is unbounded here (GPUs included), so only the admin's
+    own limits can make a preset invalid."""
+    merged = merge_partition_limits(configs, None, presets=presets)
+    for name, config in configs.items():
+        limits = merged[name]
+        gpu = config.gpu if config.gpu is not None else "gpu:{}"
+        merged[name] = replace(
+            limits,
+            gpu_template=gpu,
+            max_ngpus=(config.max_ngpus if config.max_ngpus is not None else _UNKNOWN_BOUND)
+            if gpu
+            else 0,
+            max_nprocs=config.max_nprocs if config.max_nprocs is not None else _UNKNOWN_BOUND,
+        )
     return merged
 
 

@@ -37,6 +37,7 @@ __all__ = [
     "check_qos",
     "check_reservation",
     "check_runtime",
+    "normalise_memory",
     "parse_runtime",
     "refuse_dot_dot",
     "shown_value",
@@ -107,7 +108,7 @@ _MEMORY_RE = re.compile(r"^(?P<amount>[0-9]{1,12}) *(?P<unit>[KMGT])?B?$", re.IG
 _MB_PER_UNIT = {"K": 1 / 1024, "M": 1, "G": 1024, "T": 1024 * 1024}
 
 
-def _normalise_memory(text: str) -> tuple[str, float]:
+def normalise_memory(text: str) -> tuple[str, float]:
     match = _MEMORY_RE.fullmatch(text.strip())
     if not match:
         raise ValueError(text)
@@ -239,7 +240,7 @@ def check_memory(value: Any, part: PartitionLimits | None) -> str:
     if not text:
         return ""
     try:
-        normalised, megabytes = _normalise_memory(text)
+        normalised, megabytes = normalise_memory(text)
     except ValueError:
         raise InvalidField(
             "expected a Slurm size such as 512M or 16G (0 = all of the node's), "

@@ -40,12 +40,14 @@ from .option_paths import (
     check_root_dir,
 )
 from .option_policy import OptionsPolicy
+from .option_presets import apply_presets, locked_value_text
 
 __all__ = [
     "FIELD_NAMES",
     "OptionsPolicy",
     "UserOptions",
     "UserOptionsError",
+    "locked_value_text",
     "parse_user_options",
     "salvage_saved_options",
 ]
@@ -188,6 +190,10 @@ def parse_user_options(
     if part is not None:
         # every limit below is the tightest of the partition's, the QOS's and the account's
         part = charged_limits(part, values["account"], values["qos"])
+        filled, refused = apply_presets(fields.raw, part, fields.get)
+        fields.raw = filled
+        for name, message in refused.items():
+            fields.errors.setdefault(name, message)
     values["nprocs"] = fields.check("nprocs", check_nprocs, part, policy, default=1)
     values["ngpus"] = fields.check("ngpus", check_ngpus, part, default=0)
     values["memory"] = fields.check("memory", check_memory, part, default="")
@@ -219,6 +225,13 @@ def _environment(
             if fields.get(name):
                 fields.errors[name] = f"{name}: custom environments are disabled on this hub"
     env_id = fields.check("environment_id", as_text, default="")
+    if custom and part is not None and part.presets.is_locked("environment_id"):
+        for name in ("environment_path", "environment_modules"):
+            if fields.get(name) and name not in fields.errors:
+                fields.errors[name] = (
+                    f"{name}: the environment is set by this hub's administrators"
+                    f"{part.presets.where('environment_id')}; leave it empty"
+                )
     if part is not None and env_id and env_id not in part.environments:
         fields.errors["environment_id"] = (
             f"environment_id: {part.name} has no environment {shown_value(env_id)}; "

@@ -20,7 +20,13 @@ from batchspawner import SlurmSpawner
 from tornado import web
 from traitlets import Bool, Dict, Float, Integer, List, TraitError, Unicode, default, validate
 
-from .config import PartitionConfig, PartitionConfigError, load_partitions
+from .config import (
+    FieldValues,
+    PartitionConfig,
+    PartitionConfigError,
+    load_field_values,
+    load_partitions,
+)
 from .context import SpawnRequest
 from .form import FORM_ONLY_KEYS
 from .lifecycle import SlurmJobLifecycle
@@ -37,6 +43,7 @@ from .options import (
     UserOptionsError,
     parse_user_options,
 )
+from .presets import FieldPresets, partition_presets
 from .request_values import flatten_form, normalise_query
 from .sbatch_options import DEFAULT_DENIED_SBATCH_OPTIONS
 from .slurm.view import ClusterSnapshot
@@ -81,6 +88,8 @@ class MOSlurmSpawner(SpawnPageHooks, SlurmJobLifecycle, SlurmAccess, SlurmSpawne
         - ``max_ngpus``, ``max_nprocs``, ``max_runtime`` (seconds): the most a user may ask for;
           left out, they are read from Slurm (largest node, partition time limit).
         - ``simple``: whether the partition shows in the Simple tab (default True).
+        - ``field_defaults``, ``locked_fields``: this partition's defaults and locks, as in the
+          traits of the same names; each field given replaces the hub-wide setting for it.
         - ``jupyter_environments``: id -> ``{"description", "path", "modules", "add_to_path",
           "prologue"}``. ``path`` is a ``bin/`` folder holding ``jupyterhub-singleuser``, or an
           Apptainer/Singularity image ending in ``.sif``; ``modules`` is a space-separated list
@@ -104,6 +113,60 @@ class MOSlurmSpawner(SpawnPageHooks, SlurmJobLifecycle, SlurmAccess, SlurmSpawne
         if not hasattr(self, "_partition_configs"):
             self._partition_configs = load_partitions(self.partitions)
         return self._partition_configs
+
+    # -- the admin's defaults and locks -------------------------------------------------------
+
+    field_defaults = Dict(
+        help="""
+        Hub-wide defaults of the spawn fields: what a request that leaves a field out gets,
+        and what the page shows first. Keys are the option names: ``runtime`` (Slurm's
+        syntax, e.g. ``"2:00:00"``), ``nprocs``, ``ngpus`` (ints), ``memory`` (e.g. ``"4G"``),
+        ``environment_id``, ``default_url`` (e.g. ``"/lab"``) and ``output`` (bool).
+
+        A default is fitted to what the user may ask for (a QOS allowing 4 CPUs turns a
+        default of 8 into 4); an ``ngpus`` default applies where there are GPUs and an
+        ``environment_id`` one where the partition has that environment. A partition's own
+        ``field_defaults`` or ``locked_fields`` entry replaces this for that field.
+        A default that breaks the admin's own limits stops the hub at start-up.
+        """,
+    ).tag(config=True)
+
+    locked_fields = Dict(
+        help="""
+        Hub-wide locks, with the keys of ``field_defaults``: the only value the field takes.
+        The page shows a locked field as fixed, and a request that sends another value, from
+        the form, a link or the REST API, is refused naming the field. The lock is validated
+        like any value (a lock beyond a limit refuses requests rather than reaching Slurm,
+        and one beyond the admin's own limits stops the hub at start-up). A partition's own
+        ``field_defaults`` or ``locked_fields`` entry replaces it for that field, e.g.
+        ``{"runtime": "1:00:00"}`` here and ``"field_defaults": {"runtime": "8:00:00"}`` on
+        one partition.
+        """,
+    ).tag(config=True)
+
+    @validate("field_defaults", "locked_fields")
+    def _check_field_values(self, proposal: dict) -> dict:
+        try:
+            load_field_values(proposal["value"], proposal["trait"].name)
+        except PartitionConfigError as exc:
+            raise TraitError(str(exc)) from exc
+        return proposal["value"]
+
+    def field_presets(self) -> dict[str, FieldPresets]:
+        """Each partition's defaults and locks (the hub's, and the partition's own)."""
+        configs = self.partition_configs
+        key = (id(configs), repr(self.field_defaults), repr(self.locked_fields))
+        cached = getattr(self, "_field_presets", None)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        hub_defaults: FieldValues = load_field_values(self.field_defaults, "field_defaults")
+        hub_locks: FieldValues = load_field_values(self.locked_fields, "locked_fields")
+        presets = {
+            name: partition_presets(name, config, hub_defaults, hub_locks)
+            for name, config in configs.items()
+        }
+        self._field_presets = (key, presets)
+        return presets
 
     # -- what users may ask for --------------------------------------------------------------
 
@@ -198,6 +261,7 @@ class MOSlurmSpawner(SpawnPageHooks, SlurmJobLifecycle, SlurmAccess, SlurmSpawne
             choices,
             access=access,
             rules=snapshot.access if snapshot else None,
+            presets=self.field_presets(),
         )
 
     async def partition_limits(self) -> dict[str, PartitionLimits]:

@@ -34,13 +34,21 @@ def _chosen_partition(
 
 
 def _fields(
-    values: Mapping[str, str], errors: Mapping[str, str], partition: str
+    values: Mapping[str, str], errors: Mapping[str, str], partition: PartitionLimits
 ) -> dict[str, FieldView]:
     fields = {
         name: FieldView(name, display_text(values.get(name, "")), errors.get(name, ""))
         for name in FIELD_NAMES
     }
-    fields["partition"] = FieldView("partition", partition, errors.get("partition", ""))
+    for name, locked in partition.presets.locks.items():
+        fields[name] = FieldView(
+            name,
+            display_text(values.get(name, "")),
+            errors.get(name, ""),
+            locked=True,
+            fixed_text=choices.fixed_text(partition, name, locked),
+        )
+    fields["partition"] = FieldView("partition", partition.name, errors.get("partition", ""))
     return fields
 
 
@@ -99,7 +107,7 @@ def build_view(
     offered = _chosen_partition(ctx, shown, values)
     # the form's maxima and hints are those of the chosen account and QOS
     partition = charged_limits(offered, values.get("account", ""), values.get("qos", ""))
-    fields = _fields(values, errors, partition.name)
+    fields = _fields(values, errors, partition)
     on_tab = _fields_on_tab(ctx, tab, partition)
     return FormView(
         target=FormTarget(ctx.user_name, ctx.server_name),

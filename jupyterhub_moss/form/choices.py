@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from ..limits import PartitionLimits
+from ..option_presets import locked_value_text
 from ..slurm.reservations import usable_reservations
 from ..slurm.times import format_slurm_duration
 from ..slurm.view import ClusterSnapshot
@@ -164,3 +165,17 @@ def qos_choices(part: PartitionLimits, account: str, current: str) -> list[Choic
         label = words[0] + (f" ({', '.join(words[1:])})" if len(words) > 1 else "")
         shown.append(Choice(name, label, name == current))
     return shown
+
+
+def fixed_text(part: PartitionLimits, name: str, locked: object) -> str:
+    """What the page shows for a field the admin locked: the value in the words of its
+    control (an environment's description, the run time as Slurm prints it)."""
+    if name == "environment_id":
+        env = part.environments.get(str(locked))
+        return (env.description or str(locked)) if env is not None else str(locked)
+    if name == "output":
+        return "Saved to slurm-<job id>.out in your home folder" if locked else "Not saved"
+    if name == "runtime":
+        seconds = seconds_or_none(str(locked))
+        return describe_duration(seconds) if seconds is not None else str(locked)
+    return locked_value_text(name, locked)  # type: ignore[arg-type]

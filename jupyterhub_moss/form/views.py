@@ -38,6 +38,9 @@ class FieldView:
     name: str
     value: str
     error: str = ""
+    #: Set when the admin locked the field: the page shows ``fixed_text`` and sends nothing.
+    locked: bool = False
+    fixed_text: str = ""
 
     @property
     def id(self) -> str:

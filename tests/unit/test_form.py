@@ -193,8 +193,10 @@ def test_advanced_tab_offers_every_partition_and_exact_numbers_with_limits():
     assert "12:00:00" in soup.select_one("#moss-runtime-help").text
     for name in ("reservation", "options", "root_dir", "default_url", "memory"):
         assert soup.select_one(f"input[name={name}]") is not None, name
-    output = soup.select_one("input[name=output]")
-    assert (output["type"], output["value"]) == ("checkbox", "true")
+    # two radios, so that "not saved" is sent, not left out (which would read as the default)
+    outputs = soup.select("input[name=output]")
+    assert [(o["type"], o["value"]) for o in outputs] == [("radio", "false"), ("radio", "true")]
+    assert [o.has_attr("checked") for o in outputs] == [True, False]
     assert soup.select_one("input[name=environment_path]") is not None
 
 
