@@ -138,21 +138,25 @@ REFERENCE_TRAITS: tuple[ReferenceTrait, ...] = (
         "req_runtime",
         "replaced",
         "the run time is the user's runtime (1 hour when a request gives none), at most a "
-        "partition's max_runtime; use max_runtime in c.MOSlurmSpawner.partitions and "
+        "partition's max_runtime; use c.MOSlurmSpawner.field_defaults = {'runtime': ...} "
+        "(or locked_fields) for the default, max_runtime in c.MOSlurmSpawner.partitions and "
         "simple_runtime_hours instead",
     ),
     _batch(
         "req_nprocs",
         "replaced",
         "the CPUs are the user's nprocs (1 when a request gives none), at most a partition's "
-        "max_nprocs; use max_nprocs in c.MOSlurmSpawner.partitions and simple_cpu_counts "
+        "max_nprocs; use c.MOSlurmSpawner.field_defaults = {'nprocs': ...} (or locked_fields) "
+        "for the default, max_nprocs in c.MOSlurmSpawner.partitions and simple_cpu_counts "
         "instead",
     ),
     _batch(
         "req_ngpus",
         "replaced",
-        "the GPUs are the user's ngpus, at most a partition's max_ngpus; use max_ngpus and "
-        "gpu in c.MOSlurmSpawner.partitions, or req_gres for a fixed --gres, instead",
+        "the GPUs are the user's ngpus, at most a partition's max_ngpus; use "
+        "c.MOSlurmSpawner.field_defaults = {'ngpus': ...} (or locked_fields) for the default, "
+        "max_ngpus and gpu in c.MOSlurmSpawner.partitions, or req_gres for a fixed --gres, "
+        "instead",
     ),
     _batch("req_cluster", "replaced", _ONE_CLUSTER),
     _batch("req_host", "replaced", _ONE_CLUSTER),
