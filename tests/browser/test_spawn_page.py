@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import re
-import subprocess
 import textwrap
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,6 +17,7 @@ import pytest
 from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import expect
 from support.axe import serious_axe_violations
+from support.browser_servers import PENDING_OR_RUNNING, stop_server
 from support.cluster_hub import CLUSTER_HUB_CONFIG
 from support.hub import HubProcess, running_hub
 from support.page_waits import (
@@ -32,7 +31,6 @@ from support.page_waits import (
 from support.page_waits import open_spawn_page as open_form
 
 PAYLOAD = "<script>alert(1)</script>'\"<img src=x onerror=alert(2)>"
-PENDING_OR_RUNNING = re.compile(r"/hub/spawn-pending/(alice|bob)|/user/(alice|bob)/")
 POLL_MS = 2000  # availability_refresh_interval of this module's hub
 
 
@@ -100,36 +98,6 @@ class HeldFragments:
 def htmx_abort_notices(errors: list[str]) -> list[str]:
     """htmx logs each request it aborts for a later one (hx-sync replace) as an error."""
     return [e for e in errors if not e.startswith(("htmx:sendAbort", "htmx:afterRequest"))]
-
-
-def job_of(hub: HubProcess, user: str, timeout: float = 15) -> str | None:
-    """The Slurm job id of ``user``'s default server, from its saved state."""
-    api = hub.api()
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        server = api.get(f"users/{user}").json().get("servers", {}).get("")
-        state = (server or {}).get("state") or {}
-        job = next((str(v) for k, v in state.items() if "job" in k and str(v).isdigit()), None)
-        if job:
-            return job
-        time.sleep(0.5)
-    return None
-
-
-def stop_server(hub: HubProcess, user: str, env: dict[str, str]) -> None:
-    """Stop the server through the REST API; cancel its job if Slurm still has it."""
-    job = job_of(hub, user)
-    api = hub.api()
-    api.delete(f"users/{user}/server")
-    deadline = time.monotonic() + 60
-    while api.get(f"users/{user}").json().get("servers") and time.monotonic() < deadline:
-        time.sleep(0.5)
-    if job:
-        queued = subprocess.run(
-            ["squeue", "-h", "-j", job, "-o", "%T"], env=env, capture_output=True, text=True
-        ).stdout.strip()
-        if queued:
-            subprocess.run(["scancel", job], env=env, check=False)
 
 
 # -- tabs, partitions, limits ------------------------------------------------------------------
