@@ -14,7 +14,13 @@ from .config import JupyterEnvironment, PartitionConfig
 from .slurm.accounting import JobLimits
 from .slurm.models import PartitionInfo
 from .slurm.partition_access import PartitionAccess
-from .user_access import AccountChoice, UserAccess, account_choices, partition_refusal
+from .user_access import (
+    AccountChoice,
+    UserAccess,
+    account_choices,
+    hub_group_refusal,
+    partition_refusal,
+)
 
 __all__ = [
     "FALLBACK_MAX_NPROCS",
@@ -81,6 +87,13 @@ class PartitionLimits:
     #: Set when the accounting database knows no account of the user: every request is
     #: refused with it (Slurm would refuse the job), naming the account field.
     no_account: str = ""
+    #: The admin's environments of this partition kept from the user by their ``groups``, with
+    #: the reason: (id, reason) pairs. They are not in :attr:`environments`.
+    refused_environments: tuple[tuple[str, str], ...] = ()
+
+    def environment_refusal(self, env_id: str) -> str | None:
+        """Why the environment ``env_id`` is not offered to the user, or None."""
+        return dict(self.refused_environments).get(env_id)
 
     def account(self, name: str) -> AccountChoice | None:
         return next((choice for choice in self.accounts if choice.name == name), None)
@@ -222,8 +235,11 @@ def merge_partition_limits(
     what the Simple tab offers (the spawner's traits), capped by each partition's limits.
 
     With ``access`` (the user) and ``rules`` (each partition's access rules, from the snapshot),
-    partitions the user may not use are left out (:func:`partition_refusals` says why), and each
-    partition gets the accounts the user may charge there and the QOS limits.
+    partitions the user may not use are left out (:func:`partition_refusals` says why): those
+    whose ``groups`` the user is in none of, those with no environment for the user, and those
+    Slurm would refuse them. Environments reserved for groups the user is not in are left out of
+    each partition's ``environments``. Each partition gets the accounts the user may charge there
+    and the QOS limits. Without ``access``, nothing is filtered.
     """
     known = slurm or {}
     choices = choices or SimpleChoices()
@@ -232,9 +248,9 @@ def merge_partition_limits(
         limits = _limits_for(name, config, known.get(name), choices)
         if access is not None:
             its_rules = (rules or {}).get(name)
-            if partition_refusal(access, its_rules) is not None:
+            if _refusal(config, access, its_rules) is not None:
                 continue
-            limits = _with_accounts(limits, access, its_rules)
+            limits = _for_user(limits, config, access, its_rules)
         merged[name] = limits
     return merged
 
@@ -244,15 +260,59 @@ def partition_refusals(
     access: UserAccess | None,
     rules: Mapping[str, PartitionAccess] | None,
 ) -> dict[str, str]:
-    """Configured partitions the user may not use, with the reason in words."""
-    if access is None or not rules:
+    """Configured partitions the user may not use, with the reason in words: exactly those
+    :func:`merge_partition_limits` leaves out for the same ``access`` and ``rules``."""
+    if access is None:
         return {}
     refusals = {}
-    for name in configs:
-        reason = partition_refusal(access, rules.get(name))
+    for name, config in configs.items():
+        reason = _refusal(config, access, (rules or {}).get(name))
         if reason is not None:
             refusals[name] = reason
     return refusals
+
+
+def _refusal(
+    config: PartitionConfig, access: UserAccess, rules: PartitionAccess | None
+) -> str | None:
+    """Why the user may not use a partition: the hub's ``groups`` first, then Slurm's rules."""
+    reason = hub_group_refusal(config.groups, access)
+    if reason is None and not _environment_refusals(config, access)[0]:
+        # every environment has groups (else one would be offered): name them all
+        groups = {g for env in config.jupyter_environments.values() for g in env.groups or ()}
+        reason = "every Jupyter environment it offers is " + str(
+            hub_group_refusal(tuple(sorted(groups)), access)
+        )
+    return reason or partition_refusal(access, rules)
+
+
+def _environment_refusals(
+    config: PartitionConfig, access: UserAccess
+) -> tuple[dict[str, JupyterEnvironment], tuple[tuple[str, str], ...]]:
+    """The partition's environments offered to the user, in the admin's order, and the others
+    with the reason."""
+    offered, refused = {}, []
+    for env_id, env in config.jupyter_environments.items():
+        reason = hub_group_refusal(env.groups, access)
+        if reason is None:
+            offered[env_id] = env
+        else:
+            refused.append((env_id, reason))
+    return offered, tuple(refused)
+
+
+def _for_user(
+    limits: PartitionLimits,
+    config: PartitionConfig,
+    access: UserAccess,
+    rules: PartitionAccess | None,
+) -> PartitionLimits:
+    offered, refused = _environment_refusals(config, access)
+    return replace(
+        _with_accounts(limits, access, rules),
+        environments=offered,
+        refused_environments=refused,
+    )
 
 
 def _with_accounts(
