@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import types
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 from bs4 import BeautifulSoup
@@ -451,3 +452,34 @@ def test_start_sooner_never_suggests_a_hidden_partition():
     assert alternatives(ADMIN) == ["gpu", "secret"]
     assert alternatives(NOBODY) == []
     assert alternatives(GPULAB) == ["gpu"]
+
+
+# -- the README's example ----------------------------------------------------------------------
+
+
+def readme_groups_example() -> dict:
+    """Runs the README's example of ``groups``, as a ``jupyterhub_config.py`` would."""
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    section = readme.split("#### Partitions and environments per JupyterHub group", 1)[1]
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    c = types.SimpleNamespace(
+        JupyterHub=types.SimpleNamespace(), MOSlurmSpawner=types.SimpleNamespace()
+    )
+    exec(code, {"c": c})  # noqa: S102 - the README's own text, checked to work as documented
+    return {"groups": c.JupyterHub.load_groups, "partitions": c.MOSlurmSpawner.partitions}
+
+
+def test_the_readme_example_does_what_the_readme_says():
+    example = readme_groups_example()
+    configs = load_partitions(example["partitions"])
+
+    def offered(user: str, admin: bool = False) -> dict[str, list[str]]:
+        groups = {g for g, spec in example["groups"].items() if user in spec["users"]}
+        access = UserAccess(user, None, hub_groups=frozenset(groups), hub_admin=admin)
+        limits = merge_partition_limits(configs, None, access=access)
+        return {name: list(part.environments) for name, part in limits.items()}
+
+    assert offered("alice") == {"cpu": ["default", "pytorch"], "gpu": ["default"]}
+    assert offered("carol") == {"cpu": ["default", "pytorch"]}
+    assert offered("dave") == {"cpu": ["default"]}
+    assert offered("root", admin=True) == offered("alice")
