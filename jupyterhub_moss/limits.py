@@ -277,12 +277,18 @@ def _refusal(
 ) -> str | None:
     """Why the user may not use a partition: the hub's ``groups`` first, then Slurm's rules."""
     reason = hub_group_refusal(config.groups, access)
-    if reason is None and not _environment_refusals(config, access)[0]:
-        # every environment has groups (else one would be offered): name them all
-        groups = {g for env in config.jupyter_environments.values() for g in env.groups or ()}
-        reason = "every Jupyter environment it offers is " + str(
-            hub_group_refusal(tuple(sorted(groups)), access)
-        )
+    if reason is None:
+        offered, _ = _environment_refusals(config, access)
+        if not offered:
+            # every environment has groups the user is in none of: name them all
+            groups = sorted(
+                {g for env in config.jupyter_environments.values() for g in env.groups or ()}
+            )
+            words = "group" if len(groups) == 1 else "groups"
+            reason = (
+                "every Jupyter environment it offers is reserved for members of the "
+                f"JupyterHub {words} {', '.join(groups)}"
+            )
     return reason or partition_refusal(access, rules)
 
 
