@@ -32,6 +32,29 @@ PARTITION_NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 _CONTROL_CHARS_RE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
+def _hub_group_names(value: Any) -> Any:
+    """``groups``: a list (or tuple) of JupyterHub group names, kept as a tuple; None = everyone.
+
+    An empty list is refused: it would hide the partition or environment from everyone but the
+    hub's admins, which is what leaving it out of the config does more plainly. A lone string is
+    refused too, since ``"staff"`` read as a list would be the groups s, t, a and f.
+    """
+    if value is None:
+        return None
+    if isinstance(value, str):
+        raise ValueError(f"must be a list of JupyterHub group names, such as [{value!r}]")
+    if not isinstance(value, (list, tuple)):
+        raise ValueError(f"must be a list of JupyterHub group names, not {type(value).__name__}")
+    if not value:
+        raise ValueError(
+            "must name at least one JupyterHub group (leave 'groups' out to offer it to everyone)"
+        )
+    for name in value:
+        if not isinstance(name, str) or not name.strip() or _CONTROL_CHARS_RE.search(name):
+            raise ValueError(f"group names must be non-empty single-line strings, got {name!r}")
+    return tuple(value)
+
+
 def _no_control_chars(value: str) -> str:
     # Newlines or NUL in a value that reaches the batch script would be a script-injection bug
     # waiting for a template change; refuse them even from the admin.
@@ -53,6 +76,12 @@ class JupyterEnvironment(BaseModel):
     modules: str = Field(default="", description="Space-separated modules to `module load`.")
     add_to_path: bool = True
     prologue: str = Field(default="", description="Shell lines run before the server starts.")
+    groups: tuple[str, ...] | None = Field(
+        default=None,
+        description="JupyterHub groups whose members are offered it; None = everyone.",
+    )
+
+    _groups = field_validator("groups", mode="before")(_hub_group_names)
 
     @field_validator("path", "modules")
     @classmethod
@@ -135,6 +164,12 @@ class PartitionConfig(BaseModel):
     #: This partition's defaults and locks; each field given replaces the hub's for that field.
     field_defaults: FieldValues = Field(default_factory=FieldValues)
     locked_fields: FieldValues = Field(default_factory=FieldValues)
+    groups: tuple[str, ...] | None = Field(
+        default=None,
+        description="JupyterHub groups whose members are offered it; None = everyone.",
+    )
+
+    _groups = field_validator("groups", mode="before")(_hub_group_names)
 
     @field_validator("gpu")
     @classmethod

@@ -15,14 +15,19 @@ from .presets import FieldPresets
 from .slurm.accounting import JobLimits
 from .slurm.models import PartitionInfo
 from .slurm.partition_access import PartitionAccess
-from .user_access import AccountChoice, UserAccess, account_choices, partition_refusal
+from .user_access import (
+    AccountChoice,
+    UserAccess,
+    account_choices,
+    hub_group_refusal,
+    partition_refusal,
+)
 
 __all__ = [
     "FALLBACK_MAX_NPROCS",
     "UNKNOWN_STATE",
     "PartitionLimits",
     "SimpleChoices",
-    "admin_only_limits",
     "charged_limits",
     "gres_template_from_slurm",
     "merge_partition_limits",
@@ -85,6 +90,13 @@ class PartitionLimits:
     no_account: str = ""
     #: The admin's defaults and locks for this partition's fields.
     presets: FieldPresets = field(default_factory=FieldPresets, hash=False)
+    #: The admin's environments of this partition kept from the user by their ``groups``, with
+    #: the reason: (id, reason) pairs. They are not in :attr:`environments`.
+    refused_environments: tuple[tuple[str, str], ...] = ()
+
+    def environment_refusal(self, env_id: str) -> str | None:
+        """Why the environment ``env_id`` is not offered to the user, or None."""
+        return dict(self.refused_environments).get(env_id)
 
     def account(self, name: str) -> AccountChoice | None:
         return next((choice for choice in self.accounts if choice.name == name), None)
@@ -227,8 +239,11 @@ def merge_partition_limits(
     what the Simple tab offers (the spawner's traits), capped by each partition's limits.
 
     With ``access`` (the user) and ``rules`` (each partition's access rules, from the snapshot),
-    partitions the user may not use are left out (:func:`partition_refusals` says why), and each
-    partition gets the accounts the user may charge there and the QOS limits. ``presets`` are
+    partitions the user may not use are left out (:func:`partition_refusals` says why): those
+    whose ``groups`` the user is in none of, those with no environment for the user, and those
+    Slurm would refuse them. Environments reserved for groups the user is not in are left out of
+    each partition's ``environments``. Each partition gets the accounts the user may charge there
+    and the QOS limits. Without ``access``, nothing is filtered. ``presets`` are
     each partition's defaults and locks (none when left out).
     """
     known = slurm or {}
@@ -240,36 +255,10 @@ def merge_partition_limits(
             limits = replace(limits, presets=presets[name])
         if access is not None:
             its_rules = (rules or {}).get(name)
-            if partition_refusal(access, its_rules) is not None:
+            if _refusal(config, access, its_rules) is not None:
                 continue
-            limits = _with_accounts(limits, access, its_rules)
+            limits = _for_user(limits, config, access, its_rules)
         merged[name] = limits
-    return merged
-
-
-#: Stands for "no limit known" when only the admin's config is looked at: Slurm may allow a
-#: lot more than the fallbacks used at run time before Slurm answers.
-_UNKNOWN_BOUND = 10**9
-
-
-def admin_only_limits(
-    configs: Mapping[str, PartitionConfig], presets: Mapping[str, FieldPresets]
-) -> dict[str, PartitionLimits]:
-    """Limits from the admin's config alone, for checking it at start-up, before Slurm is
-    asked: what the admin left to Slurm is unbounded here (GPUs included), so only the admin's
-    own limits can make a preset invalid."""
-    merged = merge_partition_limits(configs, None, presets=presets)
-    for name, config in configs.items():
-        limits = merged[name]
-        gpu = config.gpu if config.gpu is not None else "gpu:{}"
-        merged[name] = replace(
-            limits,
-            gpu_template=gpu,
-            max_ngpus=(config.max_ngpus if config.max_ngpus is not None else _UNKNOWN_BOUND)
-            if gpu
-            else 0,
-            max_nprocs=config.max_nprocs if config.max_nprocs is not None else _UNKNOWN_BOUND,
-        )
     return merged
 
 
@@ -278,15 +267,65 @@ def partition_refusals(
     access: UserAccess | None,
     rules: Mapping[str, PartitionAccess] | None,
 ) -> dict[str, str]:
-    """Configured partitions the user may not use, with the reason in words."""
-    if access is None or not rules:
+    """Configured partitions the user may not use, with the reason in words: exactly those
+    :func:`merge_partition_limits` leaves out for the same ``access`` and ``rules``."""
+    if access is None:
         return {}
     refusals = {}
-    for name in configs:
-        reason = partition_refusal(access, rules.get(name))
+    for name, config in configs.items():
+        reason = _refusal(config, access, (rules or {}).get(name))
         if reason is not None:
             refusals[name] = reason
     return refusals
+
+
+def _refusal(
+    config: PartitionConfig, access: UserAccess, rules: PartitionAccess | None
+) -> str | None:
+    """Why the user may not use a partition: the hub's ``groups`` first, then Slurm's rules."""
+    reason = hub_group_refusal(config.groups, access)
+    if reason is None:
+        offered, _ = _environment_refusals(config, access)
+        if not offered:
+            # every environment has groups the user is in none of: name them all
+            groups = sorted(
+                {g for env in config.jupyter_environments.values() for g in env.groups or ()}
+            )
+            words = "group" if len(groups) == 1 else "groups"
+            reason = (
+                "every Jupyter environment it offers is reserved for members of the "
+                f"JupyterHub {words} {', '.join(groups)}"
+            )
+    return reason or partition_refusal(access, rules)
+
+
+def _environment_refusals(
+    config: PartitionConfig, access: UserAccess
+) -> tuple[dict[str, JupyterEnvironment], tuple[tuple[str, str], ...]]:
+    """The partition's environments offered to the user, in the admin's order, and the others
+    with the reason."""
+    offered, refused = {}, []
+    for env_id, env in config.jupyter_environments.items():
+        reason = hub_group_refusal(env.groups, access)
+        if reason is None:
+            offered[env_id] = env
+        else:
+            refused.append((env_id, reason))
+    return offered, tuple(refused)
+
+
+def _for_user(
+    limits: PartitionLimits,
+    config: PartitionConfig,
+    access: UserAccess,
+    rules: PartitionAccess | None,
+) -> PartitionLimits:
+    offered, refused = _environment_refusals(config, access)
+    return replace(
+        _with_accounts(limits, access, rules),
+        environments=offered,
+        refused_environments=refused,
+    )
 
 
 def _with_accounts(

@@ -233,10 +233,17 @@ def _environment(
                     f"{part.presets.where('environment_id')}; leave it empty"
                 )
     if part is not None and env_id and env_id not in part.environments:
-        fields.errors["environment_id"] = (
-            f"environment_id: {part.name} has no environment {shown_value(env_id)}; "
-            f"one of: {', '.join(part.environments)}"
-        )
+        refusal = part.environment_refusal(env_id)
+        if refusal is not None:
+            fields.errors["environment_id"] = (
+                f"environment_id: you may not use {shown_value(env_id)} on {part.name}: "
+                f"{refusal}; yours: {', '.join(part.environments)}"
+            )
+        else:
+            fields.errors["environment_id"] = (
+                f"environment_id: {part.name} has no environment {shown_value(env_id)}; "
+                f"one of: {', '.join(part.environments)}"
+            )
     if custom:
         env_id = ""
     elif not env_id and part is not None:

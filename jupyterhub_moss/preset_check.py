@@ -9,12 +9,38 @@ from collections.abc import Mapping
 from dataclasses import replace
 
 from .config import FieldValues, PartitionConfig
-from .limits import PartitionLimits, admin_only_limits
+from .limits import PartitionLimits, merge_partition_limits
 from .option_presets import fitted_default
 from .options import UserOptionsError, parse_user_options
 from .presets import FieldPresets, partition_presets, preset_conflicts
 
-__all__ = ["preset_problems"]
+__all__ = ["admin_only_limits", "preset_problems"]
+
+
+#: Stands for "no limit known" when only the admin's config is looked at: Slurm may allow a
+#: lot more than the fallbacks used at run time before Slurm answers.
+_UNKNOWN_BOUND = 10**9
+
+
+def admin_only_limits(
+    configs: Mapping[str, PartitionConfig], presets: Mapping[str, FieldPresets]
+) -> dict[str, PartitionLimits]:
+    """Limits from the admin's config alone, for checking it at start-up, before Slurm is
+    asked: what the admin left to Slurm is unbounded here (GPUs included), so only the admin's
+    own limits can make a preset invalid."""
+    merged = merge_partition_limits(configs, None, presets=presets)
+    for name, config in configs.items():
+        limits = merged[name]
+        gpu = config.gpu if config.gpu is not None else "gpu:{}"
+        merged[name] = replace(
+            limits,
+            gpu_template=gpu,
+            max_ngpus=(config.max_ngpus if config.max_ngpus is not None else _UNKNOWN_BOUND)
+            if gpu
+            else 0,
+            max_nprocs=config.max_nprocs if config.max_nprocs is not None else _UNKNOWN_BOUND,
+        )
+    return merged
 
 
 def preset_problems(

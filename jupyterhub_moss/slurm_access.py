@@ -8,6 +8,7 @@ shares one cluster view and one estimate cache through :mod:`.slurm.services`.
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from datetime import datetime, timezone
 
 from batchspawner import SlurmSpawner
@@ -19,7 +20,7 @@ from .slurm.accounts_view import AccountsView, UserAccounting
 from .slurm.commands import SlurmRunner, expand_prefix
 from .slurm.estimates import StartEstimator
 from .slurm.view import ClusterSnapshot, ClusterUnavailable, ClusterView
-from .user_access import UserAccess, unix_groups
+from .user_access import UserAccess, jupyterhub_groups, unix_groups
 
 
 class SlurmAccess(SlurmSpawner):
@@ -111,18 +112,22 @@ class SlurmAccess(SlurmSpawner):
         return services.accounts_view(self.slurm_runner(), self.accounting_refresh_interval)
 
     async def user_access(self) -> UserAccess:
-        """What this spawner's user may use: their Unix groups and, when the cluster has an
-        accounting database, their associations and the QOS table (shared, cached)."""
+        """What this spawner's user may use: their JupyterHub groups and admin flag (for the
+        ``groups`` of partitions and environments), their Unix groups and, when the cluster
+        has an accounting database, their associations and the QOS table (shared, cached).
+
+        It is the server owner's: an admin starting someone else's server gets that user's
+        choices, since the job runs as, and is charged to, that user."""
         name = self.user.name
-        groups = unix_groups(name)
+        hub_groups, hub_admin = jupyterhub_groups(self.user)
+        base = UserAccess(name, unix_groups(name), hub_groups=hub_groups, hub_admin=hub_admin)
         if not self.slurm_accounting:
-            return UserAccess(name, groups)
+            return base
         accounting = await self.accounts_view().for_user(name)
         if not accounting.enabled:
-            return UserAccess(name, groups)
-        return UserAccess(
-            name,
-            groups,
+            return base
+        return replace(
+            base,
             associations=_associations(name, accounting),
             qos=accounting.qos,
             note=_staleness(accounting),

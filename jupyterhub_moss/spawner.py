@@ -90,11 +90,16 @@ class MOSlurmSpawner(SpawnPageHooks, SlurmJobLifecycle, SlurmAccess, SlurmSpawne
         - ``simple``: whether the partition shows in the Simple tab (default True).
         - ``field_defaults``, ``locked_fields``: this partition's defaults and locks, as in the
           traits of the same names; each field given replaces the hub-wide setting for it.
+        - ``groups``: a list of JupyterHub groups; when set, only their members (and the hub's
+          admins) are offered the partition, and anyone else asking for it, by the form, a
+          link or the REST API, is refused. Left out, the partition is for everyone.
         - ``jupyter_environments``: id -> ``{"description", "path", "modules", "add_to_path",
-          "prologue"}``. ``path`` is a ``bin/`` folder holding ``jupyterhub-singleuser``, or an
-          Apptainer/Singularity image ending in ``.sif``; ``modules`` is a space-separated list
-          of modules to load. At least one of them must be set. The first environment is the
-          default.
+          "prologue", "groups"}``. ``path`` is a ``bin/`` folder holding
+          ``jupyterhub-singleuser``, or an Apptainer/Singularity image ending in ``.sif``;
+          ``modules`` is a space-separated list of modules to load. At least one of them must
+          be set. ``groups`` limits the environment as it does a partition. The first
+          environment the user may use is their default; a partition with none for them is not
+          offered to them (even where custom environments are allowed).
 
         A bad value stops the hub at start-up with a message naming the partition and field.
         """,
@@ -280,7 +285,7 @@ class MOSlurmSpawner(SpawnPageHooks, SlurmJobLifecycle, SlurmAccess, SlurmSpawne
             allow_custom_environments=self.allow_custom_environments,
             denied_sbatch_options=frozenset(self.denied_sbatch_options),
             allowed_sbatch_options=frozenset(allowed) if allowed is not None else None,
-            default_partition=self.default_partition or next(iter(self.partition_configs), ""),
+            default_partition=self._default_partition_for(refused),
             fixed_account=self.req_account,
             fixed_qos=self.req_qos,
             refused_partitions=tuple(refused.items()),
@@ -292,6 +297,14 @@ class MOSlurmSpawner(SpawnPageHooks, SlurmJobLifecycle, SlurmAccess, SlurmSpawne
                 reservation=self.req_reservation,
             ),
         )
+
+    def _default_partition_for(self, refused: Mapping[str, str]) -> str:
+        """The admin's default partition, or the first configured one, if the user may use it;
+        else the first they may use (the admin's when there is none, so the refusal says why)."""
+        configured = self.default_partition or next(iter(self.partition_configs), "")
+        if configured not in refused:
+            return configured
+        return next((name for name in self.partition_configs if name not in refused), configured)
 
     # -- user options: one path for form, query string and REST API -------------------------
 

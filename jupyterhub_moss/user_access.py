@@ -1,8 +1,10 @@
 """What one user may use: partitions, accounts and QOS, and the limits each choice brings.
 
 Pure functions of plain data: the partitions' access rules (from the cluster snapshot), the
-user's Unix groups, and the user's associations and the QOS table (from the accounting view).
-:func:`partition_refusal` says whether a partition is the user's to use at all;
+user's Unix groups, the user's associations and the QOS table (from the accounting view), and
+the user's JupyterHub groups and admin flag (from the hub's database).
+:func:`hub_group_refusal` says whether the admin's ``groups`` field keeps a partition or an
+environment from the user; :func:`partition_refusal` whether Slurm lets the user use a partition;
 :func:`account_choices` lists what the user may charge on it; :mod:`.limits` folds the choices'
 limits into the one :class:`~.limits.PartitionLimits` that the form and the validator share.
 
@@ -14,6 +16,10 @@ Slurm's own rules, as it applies them to a job:
   page has to know them;
 - an association made for one partition wins, on that partition, over the account's general one;
 - a job's limits are the tightest of its partition's, its QOS's and its association's.
+
+The hub's own rule comes first: a partition or environment whose ``groups`` the user is in none
+of is not offered, unless the user is a JupyterHub admin. Slurm's rules apply to admins too,
+since Slurm enforces them whoever asks.
 """
 
 from __future__ import annotations
@@ -33,6 +39,8 @@ __all__ = [
     "UserAccess",
     "account_choices",
     "default_account",
+    "hub_group_refusal",
+    "jupyterhub_groups",
     "partition_refusal",
     "unix_groups",
 ]
@@ -64,6 +72,11 @@ class UserAccess:
     qos: Mapping[str, QosInfo] = field(default_factory=dict)
     #: Said next to the choices, e.g. that they may be stale because slurmdbd did not answer.
     note: str = ""
+    #: The user's JupyterHub groups, for the ``groups`` field of partitions and environments;
+    #: empty when unknown, so what is reserved for a group stays hidden.
+    hub_groups: frozenset[str] = frozenset()
+    #: Whether the user is a JupyterHub admin: ``groups`` then hides nothing from them.
+    hub_admin: bool = False
 
     @property
     def knows_accounts(self) -> bool:
@@ -80,6 +93,30 @@ class UserAccess:
             f"Slurm has no account for {self.user} on this cluster, so it would refuse the job; "
             "ask your HPC support to add you to an account"
         )
+
+
+def hub_group_refusal(groups: tuple[str, ...] | None, access: UserAccess) -> str | None:
+    """Why the admin's ``groups`` field (of a partition or an environment) keeps it from
+    ``access.user``, or None when it is theirs: no ``groups``, a member, or a hub admin."""
+    if groups is None or access.hub_admin or access.hub_groups.intersection(groups):
+        return None
+    if len(groups) == 1:
+        return f"reserved for members of the JupyterHub group {groups[0]}"
+    return f"reserved for members of the JupyterHub groups {', '.join(groups)}"
+
+
+def jupyterhub_groups(user: object) -> tuple[frozenset[str], bool]:
+    """The names of a JupyterHub user's groups, and whether they are an admin.
+
+    ``user`` is JupyterHub's ``User`` (5 and 6 alike: ``groups`` and ``admin`` come from its
+    database row). Anything else (a stand-in without them) is in no group and not an admin.
+    """
+    names = frozenset(
+        name
+        for name in (getattr(group, "name", None) for group in getattr(user, "groups", None) or ())
+        if isinstance(name, str)
+    )
+    return names, getattr(user, "admin", False) is True
 
 
 def partition_refusal(access: UserAccess, rules: PartitionAccess | None) -> str | None:

@@ -153,14 +153,15 @@ def _fragment_view(
 
 
 def nothing_to_offer(ctx: FormContext) -> str:
-    """What a user may see instead of the form when Slurm lets them use none of the hub's
-    partitions (AllowGroups, AllowAccounts...): why, partition by partition."""
+    """What a user may see instead of the form when they may use none of the hub's partitions
+    (the admin's ``groups``, Slurm's AllowGroups, AllowAccounts...): why, partition by
+    partition."""
     reasons = "".join(
         f"<li>{html.escape(name)}: {html.escape(reason)}</li>"
         for name, reason in ctx.policy.refused_partitions
     )
     return (
         '<div id="moss-form" class="moss-form"><div class="alert alert-warning" role="alert">'
-        "<p>None of the partitions this hub offers is open to you on Slurm:</p>"
+        "<p>None of the partitions this hub offers is open to you:</p>"
         f"<ul>{reasons}</ul><p>Ask your HPC support for access.</p></div></div>"
     )

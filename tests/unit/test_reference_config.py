@@ -94,10 +94,18 @@ def test_the_table_is_every_trait_of_the_reference_spawner_but_jupyterhubs_own()
     assert set(EXPECTED) == REFERENCE_OWN | inherited
 
 
-def test_every_reference_field_is_one_of_ours():
-    # ours has more (defaults and locks, groups, GPU types); every one of the reference's is kept
-    assert set(REFERENCE_PARTITION_FIELDS) <= set(PartitionConfig.model_fields)
-    assert set(REFERENCE_ENVIRONMENT_FIELDS) <= set(JupyterEnvironment.model_fields)
+#: Fields this package adds to the reference's: a config from the reference leaves them out.
+OUR_PARTITION_FIELDS = {"groups", "field_defaults", "locked_fields"}
+OUR_ENVIRONMENT_FIELDS = {"groups"}
+
+
+def test_the_reference_fields_are_ours_but_our_additions():
+    assert set(REFERENCE_PARTITION_FIELDS) == set(PartitionConfig.model_fields) - (
+        OUR_PARTITION_FIELDS
+    )
+    assert set(REFERENCE_ENVIRONMENT_FIELDS) == set(JupyterEnvironment.model_fields) - (
+        OUR_ENVIRONMENT_FIELDS
+    )
 
 
 @pytest.mark.parametrize("trait", REFERENCE_TRAITS, ids=lambda t: t.name)
@@ -139,7 +147,8 @@ def test_the_published_example_keeps_every_reference_field():
         environment = partitions[name].jupyter_environments["default"]
         expected = raw["jupyter_environments"]["default"]
         assert set(expected) == set(REFERENCE_ENVIRONMENT_FIELDS)
-        assert environment.model_dump() == expected
+        assert environment.model_dump(include=set(REFERENCE_ENVIRONMENT_FIELDS)) == expected
+        assert environment.groups is None  # ours: offered to everyone
     assert partitions["partition_2"].jupyter_environments["default"].module_list == (
         "JupyterLab/3.6.0",
     )

@@ -81,6 +81,8 @@ def make_spawner(
     xsrf_token: str = "token-1",
     groups: frozenset[str] | None = None,
     partitions: dict = PARTITIONS,
+    hub_groups: frozenset[str] = frozenset(),
+    hub_admin: bool = False,
 ) -> MOSlurmSpawner:
     spawner = MOSlurmSpawner(
         partitions=partitions, user=types.SimpleNamespace(name=user, spawners={})
@@ -92,7 +94,8 @@ def make_spawner(
         return snap
 
     async def fixed_access():
-        return UserAccess(user, GROUPS.get(user, frozenset()) if groups is None else groups)
+        unix = GROUPS.get(user, frozenset()) if groups is None else groups
+        return UserAccess(user, unix, hub_groups=hub_groups, hub_admin=hub_admin)
 
     spawner.cluster_snapshot = fixed_snapshot
     spawner.user_access = fixed_access
@@ -324,6 +327,44 @@ def test_two_users_never_share_a_render(template_renders):
     # and each, asked again, gets their own back
     assert page(make_spawner("bob", xsrf_token="bob-token", groups=frozenset())) == bob
     assert page(make_spawner("alice", xsrf_token="alice-token", groups=frozenset())) == alice
+
+
+#: cpu's second environment and the debug partition are for the JupyterHub group ml only.
+ML_ENV = {"description": "Machine learning", "path": "/opt/ml/bin/", "groups": ["ml"]}
+FOR_GROUPS = {
+    **PARTITIONS,
+    "cpu": {**PARTITIONS["cpu"], "jupyter_environments": {**ENV, "ml": ML_ENV}},
+    "debug": {**PARTITIONS["debug"], "groups": ["ml"]},
+}
+
+
+@pytest.mark.parametrize(
+    "member", [{"hub_groups": frozenset({"ml"})}, {"hub_admin": True}], ids=["member", "admin"]
+)
+def test_joining_a_jupyterhub_group_or_becoming_admin_gives_a_fresh_render(member):
+    # Same user, token, snapshot and saved options: only the hub's groups or admin flag differ.
+    def advanced_page(**access) -> str:
+        return page(make_spawner(partitions=FOR_GROUPS, saved={"partition": "cpu",
+                                 "memory": "1G"}, **access))  # fmt: skip
+
+    outside = advanced_page()
+    inside = advanced_page(**member)
+    assert RENDERS.misses == 2
+    assert 'value="debug"' in inside and 'value="debug"' not in outside
+    assert "Machine learning" in inside and "Machine learning" not in outside
+    # and each is served its own from the cache
+    assert advanced_page() == outside
+    assert advanced_page(**member) == inside
+    assert RENDERS.hits == 2
+
+
+def test_a_hidden_environment_alone_keeps_renders_apart():
+    """Only cpu's environments differ (no partition is hidden): the limits compare unequal."""
+    only_env = {**PARTITIONS, "cpu": FOR_GROUPS["cpu"]}
+    outside = page(make_spawner(partitions=only_env))
+    inside = page(make_spawner(partitions=only_env, hub_groups=frozenset({"ml"})))
+    assert RENDERS.misses == 2
+    assert "Machine learning" in inside and "Machine learning" not in outside
 
 
 def test_fragments_follow_what_the_browser_sent():
