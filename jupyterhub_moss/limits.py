@@ -19,6 +19,7 @@ from .user_access import AccountChoice, UserAccess, account_choices, partition_r
 __all__ = [
     "FALLBACK_MAX_NPROCS",
     "UNKNOWN_STATE",
+    "GpuTypeLimit",
     "PartitionLimits",
     "SimpleChoices",
     "charged_limits",
@@ -52,6 +53,15 @@ class SimpleChoices:
 
 
 @dataclass(frozen=True)
+class GpuTypeLimit:
+    """One GPU type the user may choose, and the most GPUs of it one job may ask for."""
+
+    name: str
+    description: str
+    max_ngpus: int
+
+
+@dataclass(frozen=True)
 class PartitionLimits:
     """Everything the form shows and the validator checks for one partition."""
 
@@ -81,6 +91,11 @@ class PartitionLimits:
     #: Set when the accounting database knows no account of the user: every request is
     #: refused with it (Slurm would refuse the job), naming the account field.
     no_account: str = ""
+    #: The GPU types the user chooses from, in the order offered; () = no type choice (no GPUs,
+    #: untyped GPUs, one type from Slurm, or an admin's fixed ``gpu`` template).
+    gpu_types: tuple[GpuTypeLimit, ...] = ()
+    #: Whether "any type" (``gpu:N``) is offered next to the types.
+    gpu_any_type: bool = True
 
     def account(self, name: str) -> AccountChoice | None:
         return next((choice for choice in self.accounts if choice.name == name), None)
@@ -104,10 +119,32 @@ class PartitionLimits:
         """The first environment the admin listed: what a request without one gets."""
         return next(iter(self.environments))
 
-    def gres_for(self, ngpus: int) -> str:
-        """The ``--gres`` value for ``ngpus`` GPUs; "" when no GPUs are requested."""
+    def gpu_type(self, name: str) -> GpuTypeLimit | None:
+        return next((gpu_type for gpu_type in self.gpu_types if gpu_type.name == name), None)
+
+    @property
+    def default_gpu_type(self) -> str:
+        """What a request without a GPU type gets: any type where offered, else the first."""
+        if not self.gpu_types or self.gpu_any_type:
+            return ""
+        return self.gpu_types[0].name
+
+    def max_ngpus_for(self, gpu_type: str) -> int:
+        """The most GPUs of ``gpu_type`` ("" = any type) one job may ask for."""
+        chosen = self.gpu_type(gpu_type) if gpu_type else None
+        return chosen.max_ngpus if chosen is not None else self.max_ngpus
+
+    def gpu_limit_note(self, gpu_type: str) -> str:
+        """Like :meth:`limit_note`, for a type's limit: said when a QOS or account sets it."""
+        return self.limit_note("ngpus") if self.max_ngpus_for(gpu_type) == self.max_ngpus else ""
+
+    def gres_for(self, ngpus: int, gpu_type: str = "") -> str:
+        """The ``--gres`` value for ``ngpus`` GPUs of ``gpu_type`` ("" = the partition's
+        template: any type, or the one type it has); "" when no GPUs are requested."""
         if ngpus <= 0 or not self.gpu_template:
             return ""
+        if gpu_type:
+            return f"gpu:{gpu_type}:{ngpus}"
         return self.gpu_template.replace("{}", str(ngpus))
 
     def cpu_choices(self) -> list[int]:
@@ -154,12 +191,39 @@ def _max_ngpus_from_slurm(info: PartitionInfo, template: str) -> int:
     return info.max_gpus_per_node
 
 
+def _gpu_types_for(
+    config: PartitionConfig, info: PartitionInfo | None, max_ngpus: int
+) -> tuple[GpuTypeLimit, ...]:
+    """The admin's types, else Slurm's when a node has several; each capped by ``max_ngpus``.
+
+    A type's own limit is the admin's, else the most GPUs of it one node has (from Slurm), else
+    the partition's. An admin's fixed ``gpu`` template leaves no choice.
+    """
+    slurm_counts = info.gpus_per_node if info else {}
+    if config.gpu_types is not None:
+        declared = {
+            name: (gpu_type.description, gpu_type.max_ngpus or slurm_counts.get(name, max_ngpus))
+            for name, gpu_type in config.gpu_types.items()
+        }
+    elif config.gpu is None:
+        typed = {name: count for name, count in slurm_counts.items() if name and count > 0}
+        declared = {name: ("", count) for name, count in typed.items()} if len(typed) > 1 else {}
+    else:
+        declared = {}
+    return tuple(
+        GpuTypeLimit(name, description, min(limit, max_ngpus))
+        for name, (description, limit) in declared.items()
+    )
+
+
 def _limits_for(
     name: str, config: PartitionConfig, info: PartitionInfo | None, choices: SimpleChoices
 ) -> PartitionLimits:
     """Admin values win; Slurm fills in what the admin left out."""
     if config.gpu is not None:
         gpu_template = config.gpu
+    elif config.gpu_types is not None:
+        gpu_template = "gpu:{}"  # any type; a chosen type is asked for as gpu:TYPE:N
     else:
         gpu_template = gres_template_from_slurm(info) if info else ""
 
@@ -167,8 +231,14 @@ def _limits_for(
         max_ngpus = 0
     elif config.max_ngpus is not None:
         max_ngpus = config.max_ngpus
+    elif info is not None:
+        max_ngpus = _max_ngpus_from_slurm(info, gpu_template)
     else:
-        max_ngpus = _max_ngpus_from_slurm(info, gpu_template) if info else 0
+        max_ngpus = 0
+    if config.gpu_types is not None and max_ngpus == 0 and config.max_ngpus is None:
+        # Slurm did not say (yet): the admin's per-type limits are all there is
+        max_ngpus = max((t.max_ngpus or 0 for t in config.gpu_types.values()), default=0)
+    gpu_types = _gpu_types_for(config, info, max_ngpus) if gpu_template else ()
 
     max_nprocs = config.max_nprocs
     if max_nprocs is None:
@@ -202,6 +272,8 @@ def _limits_for(
         state=info.state if info else UNKNOWN_STATE,
         simple_choices=choices,
         limit_sources=sources,
+        gpu_types=gpu_types,
+        gpu_any_type=config.gpu_any_type,
     )
 
 
@@ -302,4 +374,9 @@ def charged_limits(limits: PartitionLimits, account: str, qos: str) -> Partition
     if not limits.gpu_template:
         values["max_ngpus"] = 0
     values["max_nprocs"] = max(values["max_nprocs"], 1)
-    return replace(limits, **values, limit_sources=sources)
+    # a QOS or account limit on GPUs counts the GPUs of every type
+    gpu_types = tuple(
+        replace(gpu_type, max_ngpus=min(gpu_type.max_ngpus, values["max_ngpus"]))
+        for gpu_type in limits.gpu_types
+    )
+    return replace(limits, **values, limit_sources=sources, gpu_types=gpu_types)
