@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
+from support.axe import serious_axe_violations
 from support.cluster_hub import cluster_hub_config
 from support.cluster_partitions import CLUSTER_PARTITIONS
 from support.hub import HubProcess, running_hub
@@ -109,6 +110,7 @@ def test_the_gpu_count_follows_the_chosen_type_and_the_type_reaches_the_job(
         page.select_option("select[name=gpu_type]", "spare")
     assert option_values(page, "ngpus") == ["0", "1"]
     assert page.input_value("select[name=gpu_type]") == "spare"
+    assert page.locator("label[for=moss-gpu-type]").text_content() == "GPU type"
 
     with fragment_answered(page, "body"):
         page.click("#moss-tab-advanced")
@@ -119,6 +121,7 @@ def test_the_gpu_count_follows_the_chosen_type_and_the_type_reaches_the_job(
         page.select_option("select[name=gpu_type]", "fake")
     assert page.get_attribute("input[name=ngpus]", "max") == "2"
     page.fill("input[name=ngpus]", "1")
+    assert serious_axe_violations(page, "#moss-form") == []
     page.fill("input[name=options]", f"--comment={COMMENT}")
 
     env = slurm_cluster.env
