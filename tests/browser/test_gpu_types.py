@@ -8,14 +8,13 @@ and read back with ``scontrol show job``; the test then stops the server through
 
 from __future__ import annotations
 
-import subprocess
-import time
 from collections.abc import Iterator
 
 import pytest
 from support.axe import serious_axe_violations
 from support.cluster_hub import cluster_hub_config
 from support.cluster_partitions import CLUSTER_PARTITIONS
+from support.held_jobs import job_fields, stop_and_wait, submitted_job
 from support.hub import HubProcess, running_hub
 from support.page_waits import fragment_answered, log_in
 from support.page_waits import open_spawn_page as open_form
@@ -50,36 +49,6 @@ def console_errors(page) -> Iterator[list[str]]:
 
 
 COMMENT = "gpu-type-browser"
-
-
-def slurm(env, *argv: str) -> str:
-    done = subprocess.run(argv, env=env, capture_output=True, text=True, check=True, timeout=30)
-    return done.stdout
-
-
-def held_job(env, timeout: float = 30) -> str:
-    """alice's job carrying this test's comment (other tests may run jobs as alice too)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        lines = slurm(env, "squeue", "-h", "-u", "alice", "-o", "%i|%k").splitlines()
-        jobs = [line.split("|")[0] for line in lines if line.endswith(f"|{COMMENT}")]
-        if jobs:
-            assert len(jobs) == 1, jobs
-            return jobs[0]
-        time.sleep(0.3)
-    raise AssertionError(f"no job with comment {COMMENT!r} was submitted for alice")
-
-
-def stop_alice(hub: HubProcess, env) -> None:
-    """Stop the server through the REST API; its held job must then be gone."""
-    hub.api().delete("users/alice/server")
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        lines = slurm(env, "squeue", "-h", "-u", "alice", "-o", "%i|%k").splitlines()
-        if not any(line.endswith(f"|{COMMENT}") for line in lines):
-            return
-        time.sleep(0.5)
-    raise AssertionError("the held job outlived its server")
 
 
 def option_values(page, name: str) -> list[str]:
@@ -127,10 +96,10 @@ def test_the_gpu_count_follows_the_chosen_type_and_the_type_reaches_the_job(
     env = slurm_cluster.env
     try:
         page.click("#spawn_form button[type=submit]")
-        job = held_job(env)
+        job = submitted_job(env, COMMENT)
         saved = hub.api().get("users/alice").json()["servers"][""]["user_options"]
         assert (saved["partition"], saved["gpu_type"], saved["ngpus"]) == ("gpu", "fake", "1")
-        assert "TresPerNode=gres:gpu:fake:1 " in slurm(env, "scontrol", "show", "job", "-o", job)
+        assert job_fields(env, job)["TresPerNode"] == "gres:gpu:fake:1"
     finally:
-        stop_alice(hub, env)
+        stop_and_wait(hub, env, COMMENT)
     assert console_errors == []

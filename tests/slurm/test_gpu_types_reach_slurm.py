@@ -11,9 +11,6 @@ This module switches dev/cluster to its multi layout and back to the single layo
 
 from __future__ import annotations
 
-import subprocess
-import time
-
 import pytest
 from support.cluster_hub import (
     CLUSTER_HUB_CONFIG,
@@ -23,19 +20,17 @@ from support.cluster_hub import (
     spawn_via_query,
 )
 from support.cluster_partitions import MULTI_LAYOUT_GPUS
+from support.held_jobs import (
+    job_fields,
+    scontrol,
+    stop_and_wait,
+    submitted_job,
+    switch_layout,
+)
 from support.hub import running_hub
-from support.infra import CLUSTER_SCRIPT, running_cluster
+from support.infra import running_cluster
 
 pytestmark = pytest.mark.slurm
-
-
-def switch_layout(layout: str) -> None:
-    subprocess.run(
-        [str(CLUSTER_SCRIPT), "start", "--nodes", layout],
-        check=True,
-        timeout=180,
-        capture_output=True,
-    )
 
 
 @pytest.fixture(scope="module")
@@ -54,62 +49,8 @@ def held_hub(two_gpu_types, hub_infra, tmp_path_factory):
         yield hub
 
 
-def scontrol_show_job(env, job_id: str) -> dict[str, str]:
-    out = subprocess.run(
-        ["scontrol", "show", "job", "-o", job_id],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=True,
-    ).stdout
-    fields: dict[str, str] = {}
-    for word in out.split():
-        key, _, value = word.partition("=")
-        fields.setdefault(key, value)
-    return fields
-
-
-def jobs_with_comment(env, comment: str) -> list[str]:
-    out = subprocess.run(
-        ["squeue", "-h", "-u", "alice", "-o", "%i|%k"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=True,
-    ).stdout
-    return [line.split("|")[0] for line in out.splitlines() if line.endswith(f"|{comment}")]
-
-
-def submitted_job(env, comment: str, deadline: float = 30) -> str:
-    end = time.monotonic() + deadline
-    while time.monotonic() < end:
-        jobs = jobs_with_comment(env, comment)
-        if jobs:
-            assert len(jobs) == 1, jobs
-            return jobs[0]
-        time.sleep(0.2)
-    raise AssertionError(f"no job with comment {comment!r} was submitted for alice")
-
-
-def stop_and_wait(hub, env, comment: str) -> None:
-    hub.api().delete("users/alice/server")
-    end = time.monotonic() + 30
-    while jobs_with_comment(env, comment) and time.monotonic() < end:
-        time.sleep(0.2)
-    assert jobs_with_comment(env, comment) == []
-
-
 def test_the_layout_has_two_gpu_types_on_its_gpu_node(two_gpu_types):
-    node = subprocess.run(
-        ["scontrol", "show", "node", "-o", "g1"],
-        env=two_gpu_types.env,
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=True,
-    ).stdout
+    node = scontrol(two_gpu_types.env, "show", "node", "-o", "g1")
     gres = ",".join(f"gpu:{name}:{count}" for name, count in MULTI_LAYOUT_GPUS.items())
     assert f"Gres={gres} " in node
 
@@ -135,7 +76,7 @@ def test_the_chosen_type_reaches_the_job(two_gpu_types, held_hub, way):
         response = spawn_via_api(held_hub, "alice", options)
     assert response.status_code in (201, 202, 302), response.text[:2000]
     try:
-        job = scontrol_show_job(env, submitted_job(env, comment))
+        job = job_fields(env, submitted_job(env, comment))
         assert job["TresPerNode"] == "gres:gpu:other:1"
         assert job["Partition"] == "gpu"
     finally:
@@ -149,7 +90,7 @@ def test_any_type_asks_slurm_for_any_gpu(two_gpu_types, held_hub):
     response = spawn_via_api(held_hub, "alice", options)
     assert response.status_code in (201, 202), response.text[:2000]
     try:
-        job = scontrol_show_job(env, submitted_job(env, comment))
+        job = job_fields(env, submitted_job(env, comment))
         assert job["TresPerNode"] == "gres:gpu:1"
     finally:
         stop_and_wait(held_hub, env, comment)
