@@ -199,7 +199,7 @@ def _resources(
     # memory and gres: the user's, else the admin's default; the admin's reservation wins
     return (
         options.memory or settings.default_memory,
-        limits.gres_for(options.ngpus) or settings.default_gres,
+        limits.gres_for(options.ngpus, options.gpu_type) or settings.default_gres,
         settings.reservation or options.reservation,
     )
 

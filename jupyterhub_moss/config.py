@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 __all__ = [
     "PRESET_FIELDS",
     "FieldValues",
+    "GpuTypeConfig",
     "JupyterEnvironment",
     "PartitionConfig",
     "PartitionConfigError",
@@ -30,6 +31,9 @@ __all__ = [
 # Slurm partition names end up in `#SBATCH --partition=` lines and in URLs: keep them plain.
 PARTITION_NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 _CONTROL_CHARS_RE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+# A GPU type is one word of a --gres value (gpu:TYPE:N): no ':' ',' '=' or spaces. MIG types
+# such as "1g.5gb" and names such as "a100-sxm4_80g" are words too.
+GPU_TYPE_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.+-]{0,63}$")
 
 
 def _hub_group_names(value: Any) -> Any:
@@ -144,6 +148,16 @@ class FieldValues(BaseModel):
         }
 
 
+class GpuTypeConfig(BaseModel):
+    """One GPU type the user may choose on a partition (a key of ``gpu_types``)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    description: str = ""
+    #: The most GPUs of this type one job may ask for; None = what one node has, from Slurm.
+    max_ngpus: int | None = Field(default=None, ge=1)
+
+
 class PartitionConfig(BaseModel):
     """What the admin says about one partition. ``None`` limits are read from Slurm."""
 
@@ -168,6 +182,11 @@ class PartitionConfig(BaseModel):
         default=None,
         description="JupyterHub groups whose members are offered it; None = everyone.",
     )
+    #: The GPU types the user chooses from, in the order offered; None = from Slurm's GRES
+    #: (a choice is offered when the partition's nodes have several types).
+    gpu_types: dict[str, GpuTypeConfig] | None = None
+    #: Whether "any type" is offered next to the types (Slurm then picks: --gres=gpu:N).
+    gpu_any_type: bool = True
 
     _groups = field_validator("groups", mode="before")(_hub_group_names)
 
@@ -192,6 +211,44 @@ class PartitionConfig(BaseModel):
             if not env_id.strip() or _CONTROL_CHARS_RE.search(env_id):
                 raise ValueError(f"environment id {env_id!r} must be a non-empty single line")
         return value
+
+    @field_validator("gpu_types")
+    @classmethod
+    def _gpu_type_names(
+        cls, value: dict[str, GpuTypeConfig] | None
+    ) -> dict[str, GpuTypeConfig] | None:
+        if value is None:
+            return value
+        if not value:
+            raise ValueError("must not be empty (leave it unset to read the types from Slurm)")
+        for name in value:
+            if not GPU_TYPE_RE.fullmatch(name):
+                raise ValueError(
+                    f"GPU type {name!r} is not a Slurm GRES type "
+                    "(letters, digits, '_', '.', '+', '-'; no ':', ',' or spaces)"
+                )
+        return value
+
+    @model_validator(mode="after")
+    def _gpu_types_fit(self) -> PartitionConfig:
+        if self.gpu_types is None:
+            return self
+        if self.gpu == "":
+            raise ValueError("field 'gpu_types': set, but gpu is '' (the partition offers no GPUs)")
+        if self.gpu is not None and self.gpu != "gpu:{}":
+            raise ValueError(
+                f"field 'gpu_types': cannot be combined with gpu {self.gpu!r}, which fixes "
+                "the request; leave gpu unset (or 'gpu:{}') and each type is asked for as "
+                "gpu:TYPE:N"
+            )
+        if self.max_ngpus is not None:
+            for name, gpu_type in self.gpu_types.items():
+                if gpu_type.max_ngpus is not None and gpu_type.max_ngpus > self.max_ngpus:
+                    raise ValueError(
+                        f"field 'gpu_types.{name}.max_ngpus': {gpu_type.max_ngpus} is more "
+                        f"than the partition's max_ngpus ({self.max_ngpus})"
+                    )
+        return self
 
     def gres_for(self, ngpus: int) -> str:
         """The ``--gres`` value for ``ngpus`` GPUs with this partition's template."""
@@ -280,7 +337,8 @@ def _describe(err: Mapping[str, Any]) -> str:
         return f"{where}: must be at least {limit}, got {err.get('input')!r}"
     if kind == "value_error":
         message = str(err.get("ctx", {}).get("error", err.get("msg", "")))
-        return f"{where}: {message}"
+        # a check across fields names its field in its message
+        return f"{where}: {message}" if loc else message
     if kind in _EXPECTED:
         suffix = "" if kind == "missing" else f", got {err.get('input')!r}"
         if kind == "too_short":
@@ -291,10 +349,13 @@ def _describe(err: Mapping[str, Any]) -> str:
 
 def _allowed_fields(loc: list[str]) -> list[str]:
     # An unknown key under jupyter_environments.<id> belongs to an environment, one under
-    # field_defaults or locked_fields to those, else to a partition.
-    model: type[BaseModel] = PartitionConfig
-    if len(loc) > 1 and loc[0] == "jupyter_environments":
-        model = JupyterEnvironment
-    elif len(loc) > 1 and loc[0] in ("field_defaults", "locked_fields"):
-        model = FieldValues
-    return list(model.model_fields)
+    # field_defaults or locked_fields to those, gpu_types.<type> to a GPU type, else to the
+    # partition.
+    nested = {
+        "jupyter_environments": JupyterEnvironment,
+        "gpu_types": GpuTypeConfig,
+        "field_defaults": FieldValues,
+        "locked_fields": FieldValues,
+    }
+    model = nested.get(loc[0]) if len(loc) > 1 else None
+    return list((model or PartitionConfig).model_fields)

@@ -11,6 +11,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 
 from .config import JupyterEnvironment, PartitionConfig
+from .gpu_types import GpuTypeLimit, gpu_types_for, gres_template_from_slurm, max_ngpus_from_slurm
 from .presets import FieldPresets
 from .slurm.accounting import JobLimits
 from .slurm.models import PartitionInfo
@@ -26,10 +27,10 @@ from .user_access import (
 __all__ = [
     "FALLBACK_MAX_NPROCS",
     "UNKNOWN_STATE",
+    "GpuTypeLimit",
     "PartitionLimits",
     "SimpleChoices",
     "charged_limits",
-    "gres_template_from_slurm",
     "merge_partition_limits",
     "partition_refusals",
 ]
@@ -98,6 +99,12 @@ class PartitionLimits:
         """Why the environment ``env_id`` is not offered to the user, or None."""
         return dict(self.refused_environments).get(env_id)
 
+    #: The GPU types the user chooses from, in the order offered; () = no type choice (no GPUs,
+    #: untyped GPUs, one type from Slurm, or an admin's fixed ``gpu`` template).
+    gpu_types: tuple[GpuTypeLimit, ...] = ()
+    #: Whether "any type" (``gpu:N``) is offered next to the types.
+    gpu_any_type: bool = True
+
     def account(self, name: str) -> AccountChoice | None:
         return next((choice for choice in self.accounts if choice.name == name), None)
 
@@ -120,10 +127,32 @@ class PartitionLimits:
         """The first environment the admin listed: what a request without one gets."""
         return next(iter(self.environments))
 
-    def gres_for(self, ngpus: int) -> str:
-        """The ``--gres`` value for ``ngpus`` GPUs; "" when no GPUs are requested."""
+    def gpu_type(self, name: str) -> GpuTypeLimit | None:
+        return next((gpu_type for gpu_type in self.gpu_types if gpu_type.name == name), None)
+
+    @property
+    def default_gpu_type(self) -> str:
+        """What a request without a GPU type gets: any type where offered, else the first."""
+        if not self.gpu_types or self.gpu_any_type:
+            return ""
+        return self.gpu_types[0].name
+
+    def max_ngpus_for(self, gpu_type: str) -> int:
+        """The most GPUs of ``gpu_type`` ("" = any type) one job may ask for."""
+        chosen = self.gpu_type(gpu_type) if gpu_type else None
+        return chosen.max_ngpus if chosen is not None else self.max_ngpus
+
+    def gpu_limit_note(self, gpu_type: str) -> str:
+        """Like :meth:`limit_note`, for a type's limit: said when a QOS or account sets it."""
+        return self.limit_note("ngpus") if self.max_ngpus_for(gpu_type) == self.max_ngpus else ""
+
+    def gres_for(self, ngpus: int, gpu_type: str = "") -> str:
+        """The ``--gres`` value for ``ngpus`` GPUs of ``gpu_type`` ("" = the partition's
+        template: any type, or the one type it has); "" when no GPUs are requested."""
         if ngpus <= 0 or not self.gpu_template:
             return ""
+        if gpu_type:
+            return f"gpu:{gpu_type}:{ngpus}"
         return self.gpu_template.replace("{}", str(ngpus))
 
     def cpu_choices(self) -> list[int]:
@@ -148,34 +177,14 @@ class PartitionLimits:
         return fitting or [self.max_runtime]
 
 
-def gres_template_from_slurm(info: PartitionInfo) -> str:
-    """A ``--gres`` template for a partition's GPUs as Slurm reports them.
-
-    One named type gives ``gpu:TYPE:{}``; untyped or mixed types give ``gpu:{}`` (Slurm then picks
-    any type); no GPUs give "".
-    """
-    types = [name for name, count in info.gpus_per_node.items() if count > 0]
-    if not types and info.max_gpus_per_node <= 0:
-        return ""
-    if len(types) == 1 and types[0]:
-        return f"gpu:{types[0]}:{{}}"
-    return "gpu:{}"
-
-
-def _max_ngpus_from_slurm(info: PartitionInfo, template: str) -> int:
-    # A typed template can only get GPUs of that type; otherwise any GPU of the node counts.
-    for gpu_type, count in info.gpus_per_node.items():
-        if gpu_type and template == f"gpu:{gpu_type}:{{}}":
-            return count
-    return info.max_gpus_per_node
-
-
 def _limits_for(
     name: str, config: PartitionConfig, info: PartitionInfo | None, choices: SimpleChoices
 ) -> PartitionLimits:
     """Admin values win; Slurm fills in what the admin left out."""
     if config.gpu is not None:
         gpu_template = config.gpu
+    elif config.gpu_types is not None:
+        gpu_template = "gpu:{}"  # any type; a chosen type is asked for as gpu:TYPE:N
     else:
         gpu_template = gres_template_from_slurm(info) if info else ""
 
@@ -183,8 +192,14 @@ def _limits_for(
         max_ngpus = 0
     elif config.max_ngpus is not None:
         max_ngpus = config.max_ngpus
+    elif info is not None:
+        max_ngpus = max_ngpus_from_slurm(info, gpu_template)
     else:
-        max_ngpus = _max_ngpus_from_slurm(info, gpu_template) if info else 0
+        max_ngpus = 0
+    if config.gpu_types is not None and max_ngpus == 0 and config.max_ngpus is None:
+        # Slurm did not say (yet): the admin's per-type limits are all there is
+        max_ngpus = max((t.max_ngpus or 0 for t in config.gpu_types.values()), default=0)
+    gpu_types = gpu_types_for(config, info, max_ngpus) if gpu_template else ()
 
     max_nprocs = config.max_nprocs
     if max_nprocs is None:
@@ -218,6 +233,8 @@ def _limits_for(
         state=info.state if info else UNKNOWN_STATE,
         simple_choices=choices,
         limit_sources=sources,
+        gpu_types=gpu_types,
+        gpu_any_type=config.gpu_any_type,
     )
 
 
@@ -375,4 +392,9 @@ def charged_limits(limits: PartitionLimits, account: str, qos: str) -> Partition
     if not limits.gpu_template:
         values["max_ngpus"] = 0
     values["max_nprocs"] = max(values["max_nprocs"], 1)
-    return replace(limits, **values, limit_sources=sources)
+    # a QOS or account limit on GPUs counts the GPUs of every type
+    gpu_types = tuple(
+        replace(gpu_type, max_ngpus=min(gpu_type.max_ngpus, values["max_ngpus"]))
+        for gpu_type in limits.gpu_types
+    )
+    return replace(limits, **values, limit_sources=sources, gpu_types=gpu_types)

@@ -28,6 +28,7 @@ __all__ = [
     "InvalidField",
     "as_text",
     "check_account",
+    "check_gpu_type",
     "check_memory",
     "check_ngpus",
     "check_nprocs",
@@ -220,7 +221,25 @@ def check_nprocs(value: Any, part: PartitionLimits | None, policy: OptionsPolicy
     return nprocs
 
 
-def check_ngpus(value: Any, part: PartitionLimits | None) -> int:
+def check_gpu_type(value: Any, part: PartitionLimits | None) -> str:
+    """One of the partition's GPU types, or "" for any type (or the partition's default type,
+    when it offers no "any type"). A partition without a type choice takes no type."""
+    text = as_text(value)
+    if not text or part is None:
+        return text or (part.default_gpu_type if part is not None else "")
+    if not part.gpu_types:
+        raise InvalidField(f"{part.name} offers no choice of GPU type; leave it empty")
+    if part.gpu_type(text) is None:
+        names = ", ".join(gpu_type.name for gpu_type in part.gpu_types)
+        any_type = " (or empty for any type)" if part.gpu_any_type else ""
+        raise InvalidField(
+            f"{part.name} has no GPU type {shown_value(text)}; one of: {names}{any_type}"
+        )
+    return text
+
+
+def check_ngpus(value: Any, part: PartitionLimits | None, gpu_type: str = "") -> int:
+    """A GPU count within the limit of ``gpu_type`` ("" = any type) on the partition."""
     ngpus = whole_number(value) or 0
     if ngpus < 0:
         raise InvalidField("cannot be negative")
@@ -228,10 +247,10 @@ def check_ngpus(value: Any, part: PartitionLimits | None) -> int:
         return ngpus
     if not part.has_gpus:
         raise InvalidField(f"{part.name} has no GPUs; use 0")
-    if ngpus > part.max_ngpus:
-        raise InvalidField(
-            f"at most {part.max_ngpus} GPUs on {part.name}{part.limit_note('ngpus')}"
-        )
+    limit = part.max_ngpus_for(gpu_type)
+    if ngpus > limit:
+        what = f"{gpu_type} GPUs" if part.gpu_type(gpu_type) else "GPUs"
+        raise InvalidField(f"at most {limit} {what} on {part.name}{part.gpu_limit_note(gpu_type)}")
     return ngpus
 
 

@@ -21,6 +21,7 @@ from .option_fields import (
     InvalidField,
     as_text,
     check_account,
+    check_gpu_type,
     check_memory,
     check_ngpus,
     check_nprocs,
@@ -59,6 +60,7 @@ FIELD_NAMES: tuple[str, ...] = (
     "partition",
     "nprocs",
     "ngpus",
+    "gpu_type",
     "memory",
     "runtime",
     "reservation",
@@ -84,6 +86,7 @@ class UserOptions(BaseModel):
     qos: str = ""  # "" = none chosen: the association's default QOS
     nprocs: int
     ngpus: int = 0
+    gpu_type: str = ""  # "" = any type (or no type choice on the partition)
     memory: str = ""  # Slurm syntax, normalised: "512M", "16G", "0" (= all of the node's)
     runtime: str  # normalised "HH:MM:SS" or "D-HH:MM:SS"
     reservation: str = ""
@@ -114,6 +117,7 @@ class UserOptions(BaseModel):
             "qos": self.qos,
             "nprocs": str(self.nprocs),
             "ngpus": str(self.ngpus),
+            "gpu_type": self.gpu_type,
             "memory": self.memory,
             "runtime": self.runtime,
             "reservation": self.reservation,
@@ -195,7 +199,9 @@ def parse_user_options(
         for name, message in refused.items():
             fields.errors.setdefault(name, message)
     values["nprocs"] = fields.check("nprocs", check_nprocs, part, policy, default=1)
-    values["ngpus"] = fields.check("ngpus", check_ngpus, part, default=0)
+    # the count's limit is that of the chosen type
+    values["gpu_type"] = fields.check("gpu_type", check_gpu_type, part, default="")
+    values["ngpus"] = fields.check("ngpus", check_ngpus, part, values["gpu_type"], default=0)
     values["memory"] = fields.check("memory", check_memory, part, default="")
     values["runtime"] = fields.check("runtime", check_runtime, part, policy, default="01:00:00")
     values["reservation"] = fields.check("reservation", check_reservation, policy, default="")

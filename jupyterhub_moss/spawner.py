@@ -87,6 +87,12 @@ class MOSlurmSpawner(SpawnPageHooks, SlurmJobLifecycle, SlurmAccess, SlurmSpawne
           the partition offers no GPUs; left out, it is built from the GPUs Slurm reports.
         - ``max_ngpus``, ``max_nprocs``, ``max_runtime`` (seconds): the most a user may ask for;
           left out, they are read from Slurm (largest node, partition time limit).
+        - ``gpu_types``: GPU type -> ``{"description", "max_ngpus"}``, the types the user
+          chooses from (asked for as ``gpu:TYPE:N``); left out, a choice is offered when Slurm
+          reports several types on the partition's nodes. Not with a ``gpu`` template that
+          fixes a type.
+        - ``gpu_any_type``: whether "any type" (``gpu:N``) is offered next to the types
+          (default True); without it, a request with no type gets the first type.
         - ``simple``: whether the partition shows in the Simple tab (default True).
         - ``field_defaults``, ``locked_fields``: this partition's defaults and locks, as in the
           traits of the same names; each field given replaces the hub-wide setting for it.

@@ -27,9 +27,23 @@ def _unknown_row(part: PartitionLimits, selected: bool) -> AvailabilityRow:
 def _gpus_text(part: PartitionLimits, info: PartitionInfo) -> str:
     if not (part.has_gpus and info.gpus_total):
         return "—"
+    if part.gpu_types:
+        # free per type, the types the user chooses from: "fake 1 / 2, other 1 / 1"
+        by_type = [_type_text(t.name, info) for t in part.gpu_types]
+        return ", ".join(text for text in by_type if text) or "—"
     if info.gpus_used is None:
         return f"? / {info.gpus_total}"
     return f"{info.gpus_total - info.gpus_used} / {info.gpus_total}"
+
+
+def _type_text(gpu_type: str, info: PartitionInfo) -> str:
+    total = info.gpus_total_by_type.get(gpu_type, 0)
+    if not total:
+        return ""
+    if info.gpus_used is None:
+        return f"{gpu_type} ? / {total}"
+    free = total - info.gpus_used_by_type.get(gpu_type, 0)
+    return f"{gpu_type} {free} / {total}"
 
 
 def _row(part: PartitionLimits, info: PartitionInfo, selected: bool) -> AvailabilityRow:

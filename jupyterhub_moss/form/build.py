@@ -57,6 +57,8 @@ def _fields_on_tab(ctx: FormContext, tab: str, partition: PartitionLimits) -> se
     on_tab = set(FIELD_NAMES) if tab == ADVANCED else set(FIELD_NAMES) - set(ADVANCED_ONLY_FIELDS)
     if not partition.has_gpus:
         on_tab.discard("ngpus")
+    if not (partition.has_gpus and partition.gpu_types):
+        on_tab.discard("gpu_type")
     if tab == ADVANCED and not ctx.policy.allow_custom_environments:
         on_tab -= {"environment_path", "environment_modules"}
     return on_tab
@@ -73,11 +75,12 @@ def _tab_controls(
     """What only one tab shows, built for that tab alone: the Simple tab's cards and selects,
     or the Advanced tab's partition select, reservations and hints."""
     if tab == SIMPLE:
+        gpu_type = choices.chosen_gpu_type(partition, fields["gpu_type"].value)
         return dict(
             partition_cards=choices.partition_cards(shown, partition.name),
             cpu_choices=choices.number_choices(partition.cpu_choices(), fields["nprocs"].value, 1),
             gpu_choices=choices.number_choices(
-                choices.gpu_numbers(partition), fields["ngpus"].value, 0
+                choices.gpu_numbers(partition, gpu_type), fields["ngpus"].value, 0
             ),
             runtime_choices=choices.runtime_choices(partition, fields["runtime"].value),
         )
@@ -118,6 +121,8 @@ def build_view(
         fields=fields,
         **_tab_controls(ctx, tab, shown, partition, fields, now),
         environment_choices=choices.environment_choices(partition, fields["environment_id"].value),
+        gpu_type_choices=choices.gpu_type_choices(partition, fields["gpu_type"].value),
+        gpu_type=choices.chosen_gpu_type(partition, fields["gpu_type"].value),
         start_page_choices=choices.start_page_choices(fields["default_url"].value),
         allow_custom_environments=ctx.policy.allow_custom_environments,
         availability=availability_view(

@@ -42,6 +42,8 @@ def partition_summary(part: PartitionLimits) -> str:
     bits = [f"up to {part.max_nprocs} CPU{'s' if part.max_nprocs > 1 else ''}"]
     if part.has_gpus:
         bits.append(f"{part.max_ngpus} GPU{'s' if part.max_ngpus > 1 else ''}")
+        if part.gpu_types:
+            bits[-1] += f" ({', '.join(t.name for t in part.gpu_types)})"
     if part.max_runtime is not None:
         bits.append(describe_duration(part.max_runtime))
     return ", ".join(bits)
@@ -74,10 +76,31 @@ def number_choices(numbers: Sequence[int], current: str, minimum: int) -> list[C
     return [Choice(str(n), str(n), n == chosen) for n in values]
 
 
-def gpu_numbers(part: PartitionLimits) -> list[int]:
-    if part.max_ngpus <= 8:
-        return list(range(part.max_ngpus + 1))
-    return sorted({0, 1, 2, 4, part.max_ngpus // 2, part.max_ngpus})
+def gpu_numbers(part: PartitionLimits, gpu_type: str = "") -> list[int]:
+    """Simple-tab GPU counts, up to the limit of ``gpu_type`` ("" = any type)."""
+    most = part.max_ngpus_for(gpu_type)
+    if most <= 8:
+        return list(range(most + 1))
+    return sorted({0, 1, 2, 4, most // 2, most})
+
+
+def chosen_gpu_type(part: PartitionLimits, current: str) -> str:
+    """The GPU type the form shows as chosen: ``current`` if the partition has it, else its
+    default (any type, or the first type)."""
+    return current if part.gpu_type(current) is not None else part.default_gpu_type
+
+
+def gpu_type_choices(part: PartitionLimits, current: str) -> list[Choice]:
+    """ "Any type" (where offered), then each type with its limit; [] without a type choice."""
+    if not part.gpu_types:
+        return []
+    chosen = chosen_gpu_type(part, current)
+    shown = [Choice("", "Any type", chosen == "")] if part.gpu_any_type else []
+    for gpu_type in part.gpu_types:
+        words = " — ".join(x for x in (gpu_type.name, gpu_type.description) if x)
+        label = f"{words} (up to {gpu_type.max_ngpus})"
+        shown.append(Choice(gpu_type.name, label, gpu_type.name == chosen))
+    return shown
 
 
 def runtime_choices(part: PartitionLimits, current: str) -> list[Choice]:

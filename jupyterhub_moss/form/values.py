@@ -38,6 +38,7 @@ FIELD_LABELS = {
     "partition": "partition",
     "nprocs": "CPUs",
     "ngpus": "GPUs",
+    "gpu_type": "GPU type",
     "memory": "memory",
     "runtime": "run time",
     "reservation": "reservation",

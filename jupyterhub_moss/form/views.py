@@ -200,6 +200,18 @@ class FormView:
     fixed_qos: str = ""
     #: "Your sessions": the user's servers (None where the request does not show them).
     sessions: SessionsView | None = None
+    #: The GPU type select's choices ([] when the partition offers no type choice), and the
+    #: type chosen ("" = any type): the GPU count's maximum is that type's.
+    gpu_type_choices: list[Choice] = field(default_factory=list)
+    gpu_type: str = ""
+
+    @property
+    def max_ngpus(self) -> int:
+        return self.partition.max_ngpus_for(self.gpu_type)
+
+    @property
+    def ngpus_note(self) -> str:
+        return self.partition.gpu_limit_note(self.gpu_type)
 
     @property
     def shows_charge(self) -> bool:

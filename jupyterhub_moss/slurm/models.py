@@ -40,6 +40,10 @@ class PartitionInfo:
     node_states: tuple[str, ...] = ()  # e.g. ("idle", "mixed", "drained")
     # most GPUs of all types together on one node (a node may carry several types)
     gpus_per_node_total: int = 0
+    # type -> GPUs of that type on all the partition's nodes, and how many of them jobs use
+    # (from sinfo's GresUsed; empty when Slurm did not say)
+    gpus_total_by_type: dict[str, int] = field(default_factory=dict)
+    gpus_used_by_type: dict[str, int] = field(default_factory=dict)
 
     @property
     def max_gpus_per_node(self) -> int:

@@ -65,6 +65,8 @@ class _PartitionTotals:
     gpus_per_node_total: int = 0
     gpus_total: int = 0
     gpus_used: int = 0
+    gpus_total_by_type: dict[str, int] = field(default_factory=dict)
+    gpus_used_by_type: dict[str, int] = field(default_factory=dict)
     node_states: set[str] = field(default_factory=set)
     any_drain: bool = False
 
@@ -92,8 +94,15 @@ class _PartitionTotals:
         for gpu_type, count in gres.items():
             self.gpus_per_node[gpu_type] = max(self.gpus_per_node.get(gpu_type, 0), count)
         self.gpus_per_node_total = max(self.gpus_per_node_total, sum(gres.values()))
+        used = parse_gres(values["GresUsed"])
         self.gpus_total += sum(gres.values()) * nodes
-        self.gpus_used += sum(parse_gres(values["GresUsed"]).values()) * nodes
+        self.gpus_used += sum(used.values()) * nodes
+        for gpu_type, count in gres.items():
+            by_type = self.gpus_total_by_type
+            by_type[gpu_type] = by_type.get(gpu_type, 0) + count * nodes
+        for gpu_type, count in used.items():
+            by_type = self.gpus_used_by_type
+            by_type[gpu_type] = by_type.get(gpu_type, 0) + count * nodes
 
     def build(self) -> PartitionInfo:
         cpus_per_node = self.cpus_per_node
@@ -115,6 +124,8 @@ class _PartitionTotals:
             gpus_used=self.gpus_used,
             node_states=tuple(sorted(self.node_states)),
             gpus_per_node_total=self.gpus_per_node_total,
+            gpus_total_by_type=dict(sorted(self.gpus_total_by_type.items())),
+            gpus_used_by_type=dict(sorted(self.gpus_used_by_type.items())),
         )
 
     def _state(self) -> str:

@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import re
 import socket
-import subprocess
 import textwrap
 import time
 from pathlib import Path
 
 import pytest
-from support.infra import CLUSTER_SCRIPT, running_cluster
+from support.held_jobs import switch_layout
+from support.infra import running_cluster
 from support.spawning import (
     cancel,
     lifecycle_config,
@@ -43,15 +43,6 @@ pytestmark = pytest.mark.slurm
 WHOLE_CPU_NODE = {"partition": "cpu", "nprocs": "8", "runtime": "1:00:00"}
 ONE_CPU = {"partition": "cpu", "nprocs": "1", "runtime": "1:00:00"}
 ONE_GPU = {"partition": "gpu", "nprocs": "1", "ngpus": "1", "runtime": "1:00:00"}
-
-
-def switch_layout(layout: str) -> None:
-    subprocess.run(
-        [str(CLUSTER_SCRIPT), "start", "--nodes", layout],
-        check=True,
-        timeout=180,
-        capture_output=True,
-    )
 
 
 @pytest.fixture(scope="module")

@@ -8,8 +8,6 @@ the server is stopped through the REST API, which cancels the job.
 from __future__ import annotations
 
 import shlex
-import subprocess
-import time
 from collections.abc import Iterator
 
 import pytest
@@ -19,6 +17,7 @@ from support.cluster_hub import (
     spawn_via_form,
     spawn_via_query,
 )
+from support.held_jobs import job_fields, scontrol, stop_and_wait, submitted_job
 from support.hub import running_hub
 
 RESERVATION = "moss-ways-in"
@@ -51,21 +50,6 @@ CUSTOM_ENVIRONMENT = {
 }
 
 
-def scontrol(env, *args: str) -> str:
-    done = subprocess.run(
-        ["scontrol", *args], env=env, capture_output=True, text=True, timeout=30, check=True
-    )
-    return done.stdout
-
-
-def job_fields(env, job_id: str) -> dict[str, str]:
-    fields = {}
-    for word in scontrol(env, "show", "job", "-o", job_id).split():
-        key, _, value = word.partition("=")
-        fields.setdefault(key, value)
-    return fields
-
-
 @pytest.fixture(scope="module")
 def reservation(slurm_cluster) -> Iterator[str]:
     scontrol(
@@ -92,38 +76,6 @@ def held_hub(slurm_cluster, hub_infra, reservation, tmp_path_factory):
     config += "c.MOSlurmSpawner.cluster_refresh_interval = 5\n"
     with running_hub(tmp_path_factory.mktemp("held"), config, env=slurm_cluster.env) as hub:
         yield hub
-
-
-def jobs_with_comment(env, comment: str) -> list[str]:
-    """alice's jobs carrying this test's comment (other tests may run jobs as alice too)."""
-    out = subprocess.run(
-        ["squeue", "-h", "-u", "alice", "-o", "%i|%k"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=True,
-    ).stdout
-    return [line.split("|")[0] for line in out.splitlines() if line.endswith(f"|{comment}")]
-
-
-def submitted_job(env, comment: str, deadline: float = 30) -> str:
-    end = time.monotonic() + deadline
-    while time.monotonic() < end:
-        jobs = jobs_with_comment(env, comment)
-        if jobs:
-            assert len(jobs) == 1, jobs
-            return jobs[0]
-        time.sleep(0.2)
-    raise AssertionError(f"no job with comment {comment!r} was submitted for alice")
-
-
-def stop_and_wait(hub, env, comment: str) -> None:
-    hub.api().delete("users/alice/server")
-    end = time.monotonic() + 30
-    while jobs_with_comment(env, comment) and time.monotonic() < end:
-        time.sleep(0.2)
-    assert jobs_with_comment(env, comment) == []
 
 
 @pytest.mark.parametrize("way", ["form", "query", "query-opt", "api"])

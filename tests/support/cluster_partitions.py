@@ -53,6 +53,9 @@ SLURM_LIMITS: dict[str, dict[str, int]] = {
     "debug": {"max_ngpus": 0, "max_nprocs": 8, "max_runtime": 3600},
 }
 SLURM_GPU_TEMPLATE = "gpu:fake:{}"
+#: The GPUs of the multi layout's GPU node g1: two types, for the choice of GPU type (the
+#: single layout's node has gpu:fake:2 alone).
+MULTI_LAYOUT_GPUS: dict[str, int] = {"fake": 2, "other": 1}
 
 #: What dev/cluster adds in both layouts, as a real site has, on the cpu nodes: who may use each
 #: (slurm.conf's own words) and its time limit. The test hubs offer them only where a test asks.

@@ -11,6 +11,7 @@ import re
 import pytest
 from support.cluster_partitions import (
     CLUSTER_PARTITIONS,
+    MULTI_LAYOUT_GPUS,
     SITE_PARTITIONS,
     SLURM_GPU_TEMPLATE,
     SLURM_LIMITS,
@@ -67,9 +68,13 @@ def test_the_spelled_out_limits_are_slurms(layout):
         if "gpu" in CLUSTER_PARTITIONS[name]:  # the hub says which GPUs (none)
             assert CLUSTER_PARTITIONS[name]["gpu"] == ""
             assert limits["max_ngpus"] == 0, name
-        else:  # left to Slurm: its nodes' GPUs
+        else:  # left to Slurm: its nodes' GPUs (of the template's type, and others on multi)
             gres = SLURM_GPU_TEMPLATE.format(limits["max_ngpus"])
-            assert {node.get("Gres") for node in its_nodes} == {gres}, name
+            expected = {gres}
+            if layout == "multi":
+                expected = {",".join(f"gpu:{t}:{n}" for t, n in MULTI_LAYOUT_GPUS.items())}
+                assert gres in next(iter(expected)).split(","), name
+            assert {node.get("Gres") for node in its_nodes} == expected, name
 
 
 def test_both_descriptions_are_valid_configurations_of_the_same_partitions():

@@ -429,7 +429,7 @@ def test_table_states_and_notes_from_captured_sinfo(fixture, expected):
     snap = ClusterSnapshot(
         partitions=partitions, reservations=(), taken_at=datetime.now(timezone.utc)
     )
-    shown = [types.SimpleNamespace(name=name, has_gpus=True) for name in partitions]
+    shown = [types.SimpleNamespace(name=name, has_gpus=True, gpu_types=()) for name in partitions]
     view = availability_view(shown, snap, "", 0, datetime.now(timezone.utc))
     assert {row.name: (row.state, row.note) for row in view.rows} == expected
 

@@ -7,12 +7,8 @@ from pathlib import Path
 import pytest
 
 from jupyterhub_moss.config import load_partitions
-from jupyterhub_moss.limits import (
-    FALLBACK_MAX_NPROCS,
-    PartitionLimits,
-    gres_template_from_slurm,
-    merge_partition_limits,
-)
+from jupyterhub_moss.gpu_types import gres_template_from_slurm
+from jupyterhub_moss.limits import FALLBACK_MAX_NPROCS, PartitionLimits, merge_partition_limits
 from jupyterhub_moss.slurm.models import PartitionInfo
 from jupyterhub_moss.slurm.partitions import parse_sinfo
 

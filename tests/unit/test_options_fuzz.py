@@ -75,6 +75,12 @@ LIMITS = merge_partition_limits(
             "cpu": {"gpu": "", "jupyter_environments": ENVIRONMENTS},
             "gpu": {"jupyter_environments": ENVIRONMENTS},
             "debug": {"gpu": "", "jupyter_environments": {"only": {"modules": "jupyter"}}},
+            # a choice of GPU types: the type reaches the script as gpu:TYPE:N
+            "typed": {
+                "gpu_types": {"fake": {}, "other": {"max_ngpus": 1}},
+                "gpu_any_type": False,
+                "jupyter_environments": ENVIRONMENTS,
+            },
         }
     ),
     parse_sinfo((FIXTURES / "slurm" / "sinfo_single_idle.txt").read_text()),
@@ -135,9 +141,10 @@ NASTY = [
 # Values a person would send. Some are still refused in some combinations (GPUs on cpu, a
 # runtime over debug's hour), which is part of what is tested.
 PLAUSIBLE = {
-    "partition": ["cpu", "gpu", "debug"],
+    "partition": ["cpu", "gpu", "debug", "typed"],
     "nprocs": ["1", "4", "8", 2, ""],
     "ngpus": ["0", "1", "2", 0, ""],
+    "gpu_type": ["fake", "other", ""],
     "memory": ["512M", "2G", "0", "8000", ""],
     "runtime": ["90", "1:00:00", "2:00", "1-0", "12:00:00", ""],
     "reservation": ["maint", "r_1", ""],
@@ -164,6 +171,7 @@ NEAR_MISSES = {
     "partition": ["nope", "CPU", ""],
     "nprocs": ["9", "0", "-1", "1.5"],
     "ngpus": ["3", "-1"],
+    "gpu_type": ["nope", "fake:1", "gpu:fake", "fake,other"],
     "memory": ["9G", "1.5G", "-1"],
     "runtime": ["25:00:00", "0", "2h", "1:2:3:4"],
     "reservation": ["-x", "a b"],
@@ -345,6 +353,7 @@ def check(raw: dict) -> UserOptions | None:
 @example(raw={"partition": "cpu", "options": "--comment='a;b $(id) `id` \"q\" #'"})
 @example(raw={"partition": "cpu", "root_dir": "~/a b", "default_url": "/lab?x=1&y=2"})
 @example(raw={"partition": "gpu", "ngpus": "2", "environment_id": "image"})
+@example(raw={"partition": "typed", "ngpus": "1", "gpu_type": "other"})
 @example(raw={"partition": "cpu", "environment_path": "/x/bin", "environment_modules": "a b"})
 @example(raw={"partition": "cpu", "environment_id": "mods", "output": True, "nprocs": 8})
 def test_api_values_are_refused_by_name_or_render_a_sound_script(raw):

@@ -95,7 +95,13 @@ def test_the_table_is_every_trait_of_the_reference_spawner_but_jupyterhubs_own()
 
 
 #: Fields this package adds to the reference's: a config from the reference leaves them out.
-OUR_PARTITION_FIELDS = {"groups", "field_defaults", "locked_fields"}
+OUR_PARTITION_FIELDS = {
+    "groups",
+    "field_defaults",
+    "locked_fields",
+    "gpu_types",
+    "gpu_any_type",
+}
 OUR_ENVIRONMENT_FIELDS = {"groups"}
 
 
