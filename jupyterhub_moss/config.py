@@ -113,6 +113,7 @@ PRESET_FIELDS = (
     "runtime",
     "nprocs",
     "memory",
+    "gpu_type",
     "ngpus",
     "environment_id",
     "default_url",
@@ -136,6 +137,7 @@ class FieldValues(BaseModel):
     )
     nprocs: int | None = Field(default=None, ge=1)
     memory: str | None = Field(default=None, description="Slurm's size syntax: '4G', '512M'.")
+    gpu_type: str | None = Field(default=None, description="A GPU type; '' = any type.")
     ngpus: int | None = Field(default=None, ge=0)
     environment_id: str | None = None
     default_url: str | None = None

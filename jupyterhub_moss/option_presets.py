@@ -49,10 +49,18 @@ def apply_presets(
         filled[name] = locked
     for name, default in presets.defaults.items():
         if not _is_set(get(name)):
-            fitted = fitted_default(name, default, part)
+            fitted = fitted_default(name, default, part, _gpu_type_of(filled))
             if fitted is not None:
                 filled[name] = fitted
     return filled, errors
+
+
+def _gpu_type_of(filled: Mapping[str, Any]) -> str:
+    """The GPU type a request has so far (sent, locked or defaulted), for fitting its count."""
+    value = filled.get("gpu_type") or ""
+    if isinstance(value, (list, tuple)):
+        value = value[0] if len(value) == 1 else ""
+    return value.strip() if isinstance(value, str) else ""
 
 
 def _is_set(value: Any) -> bool:
@@ -96,8 +104,11 @@ def locked_value_text(name: str, value: PresetValue) -> str:
         return str(value)
 
 
-def fitted_default(name: str, value: PresetValue, part: PartitionLimits) -> PresetValue | None:
-    """A default cut to what ``part`` allows the user now (None: it does not apply here).
+def fitted_default(
+    name: str, value: PresetValue, part: PartitionLimits, gpu_type: str = ""
+) -> PresetValue | None:
+    """A default cut to what ``part`` allows the user now (None: it does not apply here);
+    a GPU count to the limit of ``gpu_type``, the type the request has (sent or preset).
 
     Slurm, a QOS or an account may allow less than the admin's default assumed; the default
     then gives the most that is allowed, so leaving a field out is never refused.
@@ -105,7 +116,9 @@ def fitted_default(name: str, value: PresetValue, part: PartitionLimits) -> Pres
     if name == "nprocs":
         return min(int(value), part.max_nprocs)
     if name == "ngpus":
-        return min(int(value), part.max_ngpus) if part.has_gpus else None
+        return min(int(value), part.max_ngpus_for(gpu_type)) if part.has_gpus else None
+    if name == "gpu_type":
+        return value if value == "" or part.gpu_type(str(value)) is not None else None
     if name == "environment_id":
         return value if value in part.environments else None
     if name == "runtime" and part.max_runtime is not None:

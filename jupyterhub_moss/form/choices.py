@@ -198,6 +198,9 @@ def fixed_text(part: PartitionLimits, name: str, locked: object) -> str:
         return (env.description or str(locked)) if env is not None else str(locked)
     if name == "output":
         return "Saved to slurm-<job id>.out in your home folder" if locked else "Not saved"
+    if name == "gpu_type":
+        chosen = part.gpu_type(str(locked))
+        return (chosen.description or chosen.name) if chosen is not None else "Any type"
     if name == "runtime":
         seconds = seconds_or_none(str(locked))
         return describe_duration(seconds) if seconds is not None else str(locked)

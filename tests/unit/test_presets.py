@@ -306,10 +306,13 @@ def test_a_default_and_a_different_lock_of_one_field_is_a_problem():
 
 
 def spawner(**traits) -> MOSlurmSpawner:
-    settings = {"field_defaults": HUB_DEFAULTS, "locked_fields": HUB_LOCKS, **traits}
-    made = MOSlurmSpawner(
-        partitions=PARTITIONS, user=types.SimpleNamespace(name="alice", spawners={}), **settings
-    )
+    settings = {
+        "partitions": PARTITIONS,
+        "field_defaults": HUB_DEFAULTS,
+        "locked_fields": HUB_LOCKS,
+        **traits,
+    }
+    made = MOSlurmSpawner(user=types.SimpleNamespace(name="alice", spawners={}), **settings)
     made.orm_spawner = types.SimpleNamespace(name="", user_options={}, server=None)
     snap = ClusterSnapshot(
         partitions={"cpu": _info("cpu", cpus=28), "gpu": _info("gpu", cpus=8, gpus={"fake": 2})},
@@ -387,3 +390,62 @@ def _with_qos(part, name: str, qos_limits: JobLimits):
     from dataclasses import replace
 
     return replace(part, qos_limits={name: qos_limits})
+
+
+# -- with GPU types and groups -----------------------------------------------------------------
+
+TYPED = {
+    "gpu": {
+        "gpu": "gpu:{}",
+        "max_ngpus": 4,
+        "max_nprocs": 8,
+        "max_runtime": 3600,
+        "gpu_types": {"a100": {"max_ngpus": 1}, "v100": {}},
+        "jupyter_environments": ENVS,
+    }
+}
+
+
+def test_a_gpu_type_can_be_defaulted_and_the_count_fits_its_limit():
+    options = parse(
+        {"partition": "gpu"}, partitions=TYPED, defaults={"gpu_type": "a100", "ngpus": 2}
+    )
+    assert (options.gpu_type, options.ngpus) == ("a100", 1)  # a100's limit is 1
+    sent = parse({"partition": "gpu", "gpu_type": "v100"}, partitions=TYPED, defaults={"ngpus": 2})
+    assert (sent.gpu_type, sent.ngpus) == ("v100", 2)
+
+
+def test_a_locked_gpu_type_refuses_another_and_shows_fixed():
+    parts = {"gpu": {**TYPED["gpu"], "locked_fields": {"gpu_type": "v100"}}}
+    errors = refusal({"partition": "gpu", "gpu_type": "a100", "ngpus": "1"}, partitions=parts)
+    assert errors["gpu_type"].startswith(
+        "gpu_type: set to v100 by this hub's administrators on gpu"
+    )
+    made = spawner(partitions=parts, field_defaults={}, locked_fields={})
+    soup = fragment(made, "body", moss_tab="advanced", partition="gpu")
+    shown = soup.select_one("#moss-gpu-type")
+    assert shown.has_attr("readonly") and shown["value"] == "v100"
+    assert soup.select("[name=gpu_type]") == []
+
+
+def test_an_unknown_gpu_type_in_a_lock_stops_the_hub():
+    parts = {"gpu": {**TYPED["gpu"], "locked_fields": {"gpu_type": "h100"}}}
+    found = problems(parts, defaults={}, locks={})
+    assert len(found) == 1 and found[0].startswith(
+        "partition 'gpu': locked_fields: field 'gpu_type' = 'h100' on gpu:"
+    )
+
+
+def test_a_default_environment_the_users_groups_hide_falls_back_to_one_they_may_use():
+    envs = {"py": ENVS["py"], "r": {**ENVS["r"], "groups": ["stats"]}}
+    parts = {"cpu": {**PARTITIONS["cpu"], "jupyter_environments": envs}}
+    configs = load_partitions(parts)
+    hub_defaults = load_field_values({"environment_id": "r"}, "d")
+    presets = {n: partition_presets(n, c, hub_defaults, FieldValues()) for n, c in configs.items()}
+    from jupyterhub_moss.user_access import UserAccess
+
+    outsider = UserAccess("bob", frozenset(), hub_groups=frozenset())
+    member = UserAccess("alice", frozenset(), hub_groups=frozenset({"stats"}))
+    for access, expected in ((outsider, "py"), (member, "r")):
+        merged = merge_partition_limits(configs, None, presets=presets, access=access)
+        assert parse_user_options({"partition": "cpu"}, merged).environment_id == expected
