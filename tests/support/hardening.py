@@ -353,7 +353,7 @@ def script_problems(
     ]
     if options.memory:
         wanted.append(f"--mem={options.memory}")
-    if gres := part.gres_for(options.ngpus):
+    if gres := part.gres_for(options.ngpus, options.gpu_type):
         wanted.append(f"--gres={gres}")
     if options.reservation:
         wanted.append(f"--reservation={options.reservation}")
@@ -446,6 +446,8 @@ PLAUSIBLE: dict[str, list[Any]] = {
     "partition": ["cpu", "gpu", "debug"],
     "nprocs": ["1", "2", "8", 4],
     "ngpus": ["0", "1", "2", 1],
+    # dev/cluster's single layout has one GPU type: a type is refused there, "" is any type
+    "gpu_type": ["", "fake", "other"],
     "memory": ["512M", "2G", "0", "1000"],
     "runtime": ["30", "0:30:00", "1:00:00", "1-0"],
     "reservation": ["", "maint_1"],
