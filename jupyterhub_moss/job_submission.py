@@ -51,6 +51,19 @@ class JobSubmission:
             self.log.warning("Refusing to spawn for user %s: %s", log_safe(self.user.name), error)
             raise SpawnFailed(str(error), 400) from error
 
+    def user_env(self, env: dict[str, str]) -> dict[str, str]:
+        """batchspawner's, but a hub user with no account on this machine gets a clear refusal
+        instead of its ``KeyError`` (a 500): Slurm could not run a job as them anyway."""
+        try:
+            return super().user_env(env)  # type: ignore[misc]
+        except (KeyError, ValueError) as error:
+            self.log.warning("Refusing to spawn for %s: no such account", log_safe(self.user.name))
+            raise SpawnFailed(
+                f"{self.user.name} has no account on this cluster, so Slurm cannot run a job as "
+                "them; ask your HPC support to create one",
+                403,
+            ) from error
+
     async def submit_job(self, script: str, env: Mapping[str, str]) -> str:
         """``sbatch --parsable`` as the user, the script on stdin; returns the job id."""
         runner = self.slurm_runner()
