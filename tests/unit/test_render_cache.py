@@ -185,8 +185,23 @@ def test_n_views_with_the_same_inputs_render_the_template_once(template_renders)
     assert (RENDERS.misses, RENDERS.hits) == (1, 24)
 
 
+@pytest.fixture
+def frozen_clock(monkeypatch) -> datetime:
+    """The form's clock stopped: "Updated 12 s ago" must not turn into "13 s" between two
+    renders the test compares (it did, about once in a hundred runs, across a second boundary)."""
+    start = datetime.now(timezone.utc)
+
+    class Clock(datetime):
+        @classmethod
+        def now(cls, tz=None):
+            return start
+
+    monkeypatch.setattr(form, "datetime", Clock)
+    return start
+
+
 @pytest.mark.parametrize("name", ["body", "partition", "availability"])
-def test_a_cached_fragment_is_the_fragment_an_uncached_render_gives(name):
+def test_a_cached_fragment_is_the_fragment_an_uncached_render_gives(name, frozen_clock):
     spawner = make_spawner()
     sent = {"moss_tab": "advanced", "partition": "gpu", "nprocs": "3"}
     first = fragment(spawner, name, **sent)
