@@ -36,14 +36,6 @@ def hub(hub_infra, slurm_cluster, tmp_path_factory) -> Iterator[HubProcess]:
         yield hub
 
 
-@pytest.fixture
-def console_errors(page) -> Iterator[list[str]]:
-    errors: list[str] = []
-    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    yield errors
-
-
 def open_spawn_page(page, hub: HubProcess, user: str) -> None:
     log_in(page, hub, user)
     open_form(page, hub)
